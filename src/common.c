@@ -1,0 +1,117 @@
+#include "common.h"
+#include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static char last_error[1024];
+
+int attn_error(const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(last_error, sizeof last_error, fmt, ap);
+    va_end(ap);
+    return -1;
+}
+
+const char *attn_last_error(void) { return last_error[0] ? last_error : "unknown error"; }
+
+static void out_of_memory(size_t size, const char *file, int line) {
+    fprintf(stderr, "attn: out of memory allocating %zu bytes (%s:%d)\n", size, file, line);
+    abort();
+}
+
+void *malloc_check_(size_t size, const char *file, int line) {
+    void *p = malloc(size ? size : 1);
+    if (!p) out_of_memory(size, file, line);
+    return p;
+}
+
+void *calloc_check_(size_t n, size_t size, const char *file, int line) {
+    void *p = calloc(n ? n : 1, size ? size : 1);
+    if (!p) out_of_memory(n * size, file, line);
+    return p;
+}
+
+void *realloc_check_(void *old, size_t size, const char *file, int line) {
+    void *p = realloc(old, size ? size : 1);
+    if (!p) out_of_memory(size, file, line);
+    return p;
+}
+
+char *strdup_check_(const char *s, const char *file, int line) {
+    size_t n = strlen(s) + 1;
+    char *p = malloc_check_(n, file, line);
+    memcpy(p, s, n);
+    return p;
+}
+
+int read_file(const char *path, char **data, size_t *len) {
+    struct stat st;
+    if (stat(path, &st) != 0) return attn_error("%s: %s", path, strerror(errno));
+    if (S_ISDIR(st.st_mode)) return attn_error("%s: is a directory, expected a file", path);
+    FILE *f = fopen(path, "rb");
+    if (!f) return attn_error("%s: %s", path, strerror(errno));
+    size_t cap = st.st_size > 0 ? (size_t)st.st_size + 1 : 4096, n = 0;
+    char *buf = malloc_check(cap);
+    for (;;) {  // read until EOF: works for pipes and files that grow
+        if (n + 1 >= cap) buf = realloc_check(buf, cap *= 2);
+        size_t got = fread(buf + n, 1, cap - n - 1, f);
+        n += got;
+        if (got == 0) break;
+    }
+    int bad = ferror(f);
+    fclose(f);
+    if (bad) { free(buf); return attn_error("%s: read error", path); }
+    buf[n] = '\0';
+    *data = buf;
+    *len = n;
+    return 0;
+}
+
+static int fsync_dir_of(const char *path) {
+    char *copy = strdup_check(path);
+    int fd = open(dirname(copy), O_RDONLY);
+    free(copy);
+    if (fd < 0) return 0;  // best effort: some file systems refuse
+    fsync(fd);
+    close(fd);
+    return 0;
+}
+
+int write_file_atomic(const char *path, const void *data, size_t len) {
+    size_t n = strlen(path) + 32;
+    char *tmp = malloc_check(n);
+    snprintf(tmp, n, "%s.tmp.%ld", path, (long)getpid());
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    if (fd < 0) {
+        int e = errno; free(tmp);
+        return attn_error("%s: cannot write: %s", path, strerror(e));
+    }
+    const char *p = data;
+    size_t left = len;
+    while (left > 0) {
+        ssize_t w = write(fd, p, left);
+        if (w < 0) {
+            if (errno == EINTR) continue;
+            int e = errno; close(fd); unlink(tmp); free(tmp);
+            return attn_error("%s: write failed: %s (the previous file is intact)", path, strerror(e));
+        }
+        p += w; left -= (size_t)w;
+    }
+    if (fsync(fd) != 0 || close(fd) != 0) {
+        int e = errno; unlink(tmp); free(tmp);
+        return attn_error("%s: write failed: %s (the previous file is intact)", path, strerror(e));
+    }
+    if (rename(tmp, path) != 0) {
+        int e = errno; unlink(tmp); free(tmp);
+        return attn_error("%s: cannot rename into place: %s", path, strerror(e));
+    }
+    free(tmp);
+    return fsync_dir_of(path);
+}

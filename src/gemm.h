@@ -1,0 +1,21 @@
+// Row-major single-precision matrix multiply, the one hot spot of the model:
+//     C (M, N) = alpha * op(A) (M, K) @ op(B) (K, N) + beta * C
+// op(A) = A (M, K) with leading dimension lda, or A^T when trans_a (A is (K, M)).
+// op(B) = B (K, N) with leading dimension ldb, or B^T when trans_b (B is (N, K)).
+// beta == 0 overwrites C without reading it (NaNs in C do not leak through).
+//
+// The Linear layer y = x W^T uses (trans_a=0, trans_b=1); its backward uses
+// dx = dy W (0, 0) and dW += dy^T x (1, 0).
+#ifndef ATTN_GEMM_H
+#define ATTN_GEMM_H
+
+void gemm(int trans_a, int trans_b, int M, int N, int K, float alpha,
+          const float *A, int lda, const float *B, int ldb,
+          float beta, float *C, int ldc);
+
+// The plain-C reference that the fast path is tested against.
+void gemm_reference(int trans_a, int trans_b, int M, int N, int K, float alpha,
+                    const float *A, int lda, const float *B, int ldb,
+                    float beta, float *C, int ldc);
+
+#endif

@@ -1,0 +1,35 @@
+// attn: the command line. Dispatches to a subcommand and is the one place
+// that prints errors ("attn: <message>") and chooses the exit status.
+#include <stdio.h>
+#include <string.h>
+#include "cli.h"
+#include "common.h"
+
+static const Command commands[] = {
+    // One line per subcommand; keep the order of DESIGN.md section 3.
+    {"version", cmd_version, "print the version"},
+};
+static const int n_commands = sizeof commands / sizeof commands[0];
+
+static void usage(FILE *out) {
+    fprintf(out, "usage: attn <command> [flags]   (attn <command> --help for its flags)\n\ncommands:\n");
+    for (int i = 0; i < n_commands; i++) fprintf(out, "  %-11s %s\n", commands[i].name, commands[i].summary);
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2) { usage(stderr); return 2; }
+    if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
+        usage(stdout);
+        return 0;
+    }
+    for (int i = 0; i < n_commands; i++) {
+        if (strcmp(argv[1], commands[i].name) != 0) continue;
+        if (commands[i].run(argc - 1, argv + 1) != 0) {
+            fprintf(stderr, "attn: %s\n", attn_last_error());
+            return 1;
+        }
+        return 0;
+    }
+    fprintf(stderr, "attn: unknown command '%s' (try attn --help)\n", argv[1]);
+    return 2;
+}
