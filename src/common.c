@@ -115,3 +115,38 @@ int write_file_atomic(const char *path, const void *data, size_t len) {
     free(tmp);
     return fsync_dir_of(path);
 }
+
+void sb_append(StrBuf *sb, const char *s, size_t n) {
+    if (sb->len + n + 1 > sb->cap) {
+        size_t cap = sb->cap ? sb->cap : 256;
+        while (cap < sb->len + n + 1) cap *= 2;
+        sb->data = realloc_check(sb->data, cap);
+        sb->cap = cap;
+    }
+    memcpy(sb->data + sb->len, s, n);
+    sb->len += n;
+    sb->data[sb->len] = '\0';
+}
+
+void sb_puts(StrBuf *sb, const char *s) { sb_append(sb, s, strlen(s)); }
+
+void sb_printf(StrBuf *sb, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
+    if (n <= 0) return;
+    sb_append(sb, "", 0);  // ensure a buffer exists
+    if (sb->len + (size_t)n + 1 > sb->cap) {
+        size_t cap = sb->cap;
+        while (cap < sb->len + (size_t)n + 1) cap *= 2;
+        sb->data = realloc_check(sb->data, cap);
+        sb->cap = cap;
+    }
+    va_start(ap, fmt);
+    vsnprintf(sb->data + sb->len, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+    sb->len += (size_t)n;
+}
+
+void sb_free(StrBuf *sb) { free(sb->data); sb->data = NULL; sb->len = sb->cap = 0; }

@@ -33,4 +33,11 @@ int read_file(const char *path, char **data, size_t *len);
 // fsync of the directory. `path` is either the old or the new file, never torn.
 int write_file_atomic(const char *path, const void *data, size_t len);
 
+// A growable NUL-terminated string, for building JSON, metadata and output.
+typedef struct { char *data; size_t len, cap; } StrBuf;
+void sb_append(StrBuf *sb, const char *s, size_t n);
+void sb_puts(StrBuf *sb, const char *s);
+void sb_printf(StrBuf *sb, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void sb_free(StrBuf *sb);
+
 #endif
