@@ -3,9 +3,10 @@
 # each one test binary; tests/cli_*.sh are end-to-end tests of the binary.
 CC      ?= gcc
 ARCH    ?= -march=native
-CFLAGS  ?= -O2
-CFLAGS  += -std=c11 -Wall -Wextra -g -fopenmp $(ARCH) -D_GNU_SOURCE -MMD -MP
-LDLIBS  += -lm -fopenmp
+OPT     ?= -O2
+SAN     ?=
+CFLAGS  := $(OPT) $(SAN) -std=c11 -Wall -Wextra -g -fopenmp $(ARCH) -D_GNU_SOURCE -MMD -MP $(EXTRA_CFLAGS)
+LDLIBS  := -lm -fopenmp $(SAN)
 BUILD   ?= build
 
 LIB_SRC   := $(filter-out src/main.c,$(wildcard src/*.c))
@@ -40,8 +41,7 @@ test: $(BUILD)/attn $(TEST_BIN)
 
 # AddressSanitizer + UBSan build of the library, binary and tests, in build-asan/.
 test-asan:
-	$(MAKE) BUILD=build-asan CFLAGS="-O1 -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined" \
-	        LDLIBS="-lm -fopenmp -fsanitize=address,undefined" test
+	$(MAKE) BUILD=build-asan OPT=-O1 SAN="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined" test
 
 bench: all
 	sh bench/run.sh
