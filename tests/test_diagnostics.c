@@ -1,0 +1,370 @@
+// Diagnostics: every detector provoked on purpose on synthetic gradient
+// buffers laid out like the model's (names, layers), asserting the message
+// and the action.
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include "test.h"
+#include "diagnostics.h"
+#include "json.h"
+#include "rng.h"
+
+// A fake model: 6 tensors over 5 layer groups, params and grads in one buffer each.
+enum { NT = 6 };
+static const char *names[NT] = {
+    "src_embed.weight",
+    "transformer.encoder.layers.0.self_attn.in_proj_weight",
+    "transformer.encoder.layers.0.norm1.bias",
+    "transformer.encoder.layers.1.linear1.weight",
+    "transformer.decoder.layers.0.linear2.weight",
+    "generator.weight",
+};
+static const int sizes[NT] = {64, 96, 8, 128, 128, 64};
+static const int layers[NT] = {-1, 0, 0, 1, 0, -1};
+
+typedef struct {
+    float *params, *grads;
+    long n;
+    TensorView pv[NT], gv[NT];
+} Fake;
+
+static void fake_create(Fake *f) {
+    f->n = 0;
+    for (int i = 0; i < NT; i++) f->n += sizes[i];
+    f->params = calloc(f->n, sizeof(float));
+    f->grads = calloc(f->n, sizeof(float));
+    long off = 0;
+    for (int i = 0; i < NT; i++) {
+        TensorView v = {{0}, 1, {sizes[i], 0}, sizes[i], NULL, layers[i]};
+        snprintf(v.name, sizeof v.name, "%s", names[i]);
+        f->pv[i] = v; f->pv[i].data = f->params + off;
+        f->gv[i] = v; f->gv[i].data = f->grads + off;
+        off += sizes[i];
+    }
+}
+
+// Healthy gradients: every element about `scale` in size, a little noise.
+static void fill_grads(Fake *f, Rng *rng, float scale) {
+    for (long i = 0; i < f->n; i++) f->grads[i] = scale * (0.5f + 0.1f * rng_normal(rng));
+}
+
+static void fake_free(Fake *f) { free(f->params); free(f->grads); }
+
+static void test_group_names(void) {
+    char g[64];
+    diag_group_name("transformer.encoder.layers.12.self_attn.out_proj.weight", g, sizeof g);
+    CHECK(!strcmp(g, "encoder.layers.12"), "group of an encoder layer tensor (%s)", g);
+    diag_group_name("transformer.decoder.norm.bias", g, sizeof g);
+    CHECK(!strcmp(g, "decoder.norm"), "group of the final decoder norm (%s)", g);
+    diag_group_name("src_embed.weight", g, sizeof g);
+    CHECK(!strcmp(g, "src_embed"), "group of the embedding (%s)", g);
+    diag_group_name("plain", g, sizeof g);
+    CHECK(!strcmp(g, "plain"), "group of a name without dots (%s)", g);
+}
+
+static void test_actions(void) {
+    DiagAction a;
+    int ok = diag_action_parse("skip", &a) == 0 && a == DIAG_SKIP
+          && diag_action_parse("off", &a) == 0 && a == DIAG_OK
+          && diag_action_parse("scale_lr", &a) == 0 && a == DIAG_SCALE_LR;
+    CHECK(ok, "action names parse");
+    CHECK(diag_action_parse("explode", &a) == -1 && strstr(attn_last_error(), "explode"),
+          "unknown action rejected: %s", attn_last_error());
+    CHECK(!strcmp(diag_action_name(DIAG_STOP), "stop"), "action name of stop");
+    DiagConfig cfg; diag_config_default(&cfg);
+    cfg.nan_action = DIAG_WARN;
+    Fake f; fake_create(&f);
+    Diag d;
+    CHECK(diag_init(&d, &cfg, f.pv, f.gv, NT) == -1 && strstr(attn_last_error(), "NaN action"),
+          "a NaN action of warn is refused: %s", attn_last_error());
+    fake_free(&f);
+}
+
+static void test_zscore(void) {
+    ZScore z; zscore_init(&z, 10);
+    double s = 0;
+    for (int i = 0; i < 4; i++) s = zscore_push(&z, i % 2 ? 1.0 : 3.0, 5);
+    CHECK(isnan(s), "no z-score before min_count values");
+    for (int i = 0; i < 20; i++) s = zscore_push(&z, i % 2 ? 1.0 : 3.0, 5);
+    CHECK(fabs(s + 1.0) < 1e-9, "z-score of a value one std below the mean (%g)", s);
+    s = zscore_push(&z, 12.0, 5);
+    CHECK(fabs(s - 10.0) < 1e-9, "z-score of an outlier (%g)", s);
+    CHECK(z.count == 10, "window holds at most its size (%d)", z.count);
+    zscore_push(&z, NAN, 5);
+    CHECK(z.count == 10 && isfinite(zscore_push(&z, 2.0, 5)), "NaN never enters the window");
+}
+
+static void test_clean_step(void) {
+    Fake f; fake_create(&f);
+    DiagConfig cfg; diag_config_default(&cfg);
+    Diag d; diag_init(&d, &cfg, f.pv, f.gv, NT);
+    CHECK(d.n_groups == 5, "tensors grouped by layer (%d groups)", d.n_groups);
+    for (long i = 0; i < f.n; i++) f.grads[i] = (i % 3) - 1.0f;
+    double expect = 0;
+    for (long i = 0; i < f.n; i++) expect += f.grads[i] * f.grads[i];
+    DiagResult r;
+    DiagAction a = diag_check_step(&d, 1, 2.5f, &r);
+    CHECK(a == DIAG_OK && r.message[0] == 0 && r.bad_tensor == -1, "healthy step: ok, no message");
+    CHECK(fabs(r.grad_norm - sqrt(expect)) < 1e-9 * sqrt(expect), "global grad norm %g (expected %g)", r.grad_norm, sqrt(expect));
+    diag_free(&d);
+    fake_free(&f);
+}
+
+static void test_nan_stop(void) {
+    Fake f; fake_create(&f);
+    Rng rng; rng_seed(&rng, 1);
+    DiagConfig cfg; diag_config_default(&cfg);
+    Diag d; diag_init(&d, &cfg, f.pv, f.gv, NT);
+    DiagResult r;
+    fill_grads(&f, &rng, 1.0f);
+    f.gv[3].data[17] = NAN;
+    f.gv[4].data[5] = INFINITY;
+    DiagAction a = diag_check_step(&d, 42, 1.0f, &r);
+    CHECK(a == DIAG_STOP, "NaN in a gradient: stop (%s)", diag_action_name(a));
+    CHECK(r.bad_tensor == 3 && r.bad_index == 17, "first offending tensor and element (%d, %ld)", r.bad_tensor, r.bad_index);
+    CHECK(strstr(r.message, "transformer.encoder.layers.1.linear1.weight (layer 1)") && strstr(r.message, "step 42")
+          && strstr(r.message, "nan") && strstr(r.message, "2 of 6 tensors"),
+          "message names the tensor, layer, step: %s", r.message);
+    f.gv[3].data[17] = 0;
+    a = diag_check_step(&d, 43, 1.0f, &r);
+    CHECK(a == DIAG_STOP && r.bad_tensor == 4 && strstr(r.message, "inf") && strstr(r.message, "decoder.layers.0.linear2"),
+          "Inf in a gradient: stop, named: %s", r.message);
+    f.gv[4].data[5] = 0;
+    a = diag_check_step(&d, 44, NAN, &r);
+    CHECK(a == DIAG_STOP && strstr(r.message, "non-finite loss (nan) at step 44"), "NaN loss: stop: %s", r.message);
+    // Huge but finite gradients are not NaN: the norm stays finite in double.
+    for (long i = 0; i < f.n; i++) f.grads[i] = 3e38f;
+    a = diag_check_step(&d, 45, 1.0f, &r);
+    CHECK(r.bad_tensor == -1 && isfinite(r.grad_norm), "huge finite gradients are not called NaN (norm %g)", r.grad_norm);
+    diag_free(&d);
+    fake_free(&f);
+}
+
+static void test_nan_skip(void) {
+    Fake f; fake_create(&f);
+    Rng rng; rng_seed(&rng, 2);
+    DiagConfig cfg; diag_config_default(&cfg);
+    cfg.nan_action = DIAG_SKIP;
+    cfg.max_consecutive_skips = 3;
+    Diag d; diag_init(&d, &cfg, f.pv, f.gv, NT);
+    DiagResult r;
+    fill_grads(&f, &rng, 1.0f);
+    f.gv[0].data[0] = NAN;
+    DiagAction a1 = diag_check_step(&d, 1, 1.0f, &r);
+    f.gv[0].data[0] = 0;
+    DiagAction a2 = diag_check_step(&d, 2, 1.0f, &r);
+    CHECK(a1 == DIAG_SKIP && a2 == DIAG_OK, "nan_action skip: skip, then a healthy step goes on");
+    f.gv[0].data[0] = NAN;
+    DiagAction a = DIAG_OK;
+    for (int i = 0; i < 3; i++) a = diag_check_step(&d, 3 + i, 1.0f, &r);
+    CHECK(a == DIAG_STOP && strstr(r.message, "3 steps in a row skipped"), "too many skips in a row: stop: %s", r.message);
+    diag_free(&d);
+    fake_free(&f);
+}
+
+// Runs `n` healthy steps with losses near `loss` and unit-size gradients.
+static void healthy_steps(Diag *d, Fake *f, Rng *rng, int n, float loss) {
+    DiagResult r;
+    for (int i = 0; i < n; i++) {
+        fill_grads(f, rng, 1.0f);
+        diag_check_step(d, i + 1, loss + 0.01f * rng_normal(rng), &r);
+    }
+}
+
+static void test_spikes(void) {
+    Fake f; fake_create(&f);
+    Rng rng; rng_seed(&rng, 3);
+    DiagConfig cfg; diag_config_default(&cfg);
+    Diag d; diag_init(&d, &cfg, f.pv, f.gv, NT);
+    DiagResult r;
+    healthy_steps(&d, &f, &rng, 40, 2.0f);
+    fill_grads(&f, &rng, 1.0f);
+    DiagAction a = diag_check_step(&d, 41, 2.0f, &r);
+    CHECK(a == DIAG_OK, "no false alarm after 40 healthy steps (grad z %.2f, loss z %.2f)", r.grad_z, r.loss_z);
+    fill_grads(&f, &rng, 1000.0f);
+    a = diag_check_step(&d, 42, 2.0f, &r);
+    CHECK(a == DIAG_WARN && strstr(r.message, "gradient explosion at step 42") && r.grad_z > 6,
+          "1000x gradients: warned: %s", r.message);
+    diag_free(&d);
+
+    cfg.spike_action = DIAG_SKIP;
+    diag_init(&d, &cfg, f.pv, f.gv, NT);
+    healthy_steps(&d, &f, &rng, 40, 2.0f);
+    fill_grads(&f, &rng, 1.0f);
+    a = diag_check_step(&d, 41, 9.0f, &r);
+    CHECK(a == DIAG_SKIP && strstr(r.message, "loss spike at step 41") && strstr(r.message, "update skipped"),
+          "loss spike with action skip: %s", r.message);
+    diag_free(&d);
+
+    cfg.spike_action = DIAG_SCALE_LR;
+    diag_init(&d, &cfg, f.pv, f.gv, NT);
+    healthy_steps(&d, &f, &rng, 40, 2.0f);
+    fill_grads(&f, &rng, 50.0f);
+    a = diag_check_step(&d, 41, 2.0f, &r);
+    CHECK(a == DIAG_SCALE_LR && diag_lr_multiplier(&d) == 0.5 && strstr(r.message, "x0.5"),
+          "gradient explosion with scale_lr halves the rate: %s", r.message);
+    fill_grads(&f, &rng, 1.0f);
+    a = diag_check_step(&d, 42, 2.0f, &r);
+    CHECK(a == DIAG_OK && diag_lr_multiplier(&d) == 0.5, "the scaled rate stays scaled");
+    diag_free(&d);
+
+    cfg.spike_action = DIAG_OK;
+    diag_init(&d, &cfg, f.pv, f.gv, NT);
+    healthy_steps(&d, &f, &rng, 40, 2.0f);
+    fill_grads(&f, &rng, 1000.0f);
+    a = diag_check_step(&d, 41, 50.0f, &r);
+    CHECK(a == DIAG_OK && r.grad_z > 6, "spike detector off: z-score still computed (%.1f), no action", r.grad_z);
+    diag_free(&d);
+    fake_free(&f);
+}
+
+static void test_vanishing(void) {
+    Fake f; fake_create(&f);
+    Rng rng; rng_seed(&rng, 4);
+    DiagConfig cfg; diag_config_default(&cfg);
+    cfg.vanish_patience = 5;
+    Diag d; diag_init(&d, &cfg, f.pv, f.gv, NT);
+    DiagResult r;
+    DiagAction actions[7];
+    for (int i = 0; i < 7; i++) {
+        fill_grads(&f, &rng, 1.0f);
+        for (int k = 0; k < sizes[3]; k++) f.gv[3].data[k] = 0;  // frozen layer: encoder.layers.1
+        actions[i] = diag_check_step(&d, i + 1, 1.0f, &r);
+        if (i == 4) break;
+        CHECK(actions[i] == DIAG_OK, "frozen layer: quiet before the patience runs out (step %d)", i + 1);
+    }
+    CHECK(actions[4] == DIAG_WARN && strstr(r.message, "vanishing gradients: encoder.layers.1 has gradient norm 0")
+          && strstr(r.message, "5 checks"), "frozen layer warned after 5 checks: %s", r.message);
+    fill_grads(&f, &rng, 1.0f);
+    for (int k = 0; k < sizes[3]; k++) f.gv[3].data[k] *= 1e-5f;
+    DiagAction a = diag_check_step(&d, 6, 1.0f, &r);
+    CHECK(a == DIAG_OK, "warned once, not every step");
+    fill_grads(&f, &rng, 1.0f);
+    for (int k = 0; k < sizes[3]; k++) f.gv[3].data[k] *= 1e-2f;  // 1/100: small, not vanished
+    a = diag_check_step(&d, 7, 1.0f, &r);
+    CHECK(a == DIAG_OK && d.group_low_steps[2] == 0, "a layer 100x below the median is not called vanished");
+    diag_free(&d);
+    fake_free(&f);
+}
+
+static void test_layer_stats(void) {
+    Fake f; fake_create(&f);
+    DiagConfig cfg; diag_config_default(&cfg);
+    cfg.stats_every = 10;
+    Diag d; diag_init(&d, &cfg, f.pv, f.gv, NT);
+    CHECK(!diag_stats_due(&d, 5) && diag_stats_due(&d, 20), "stats due every 10 steps");
+    for (long i = 0; i < f.n; i++) { f.params[i] = 2.0f; f.grads[i] = 1.0f; }
+    DiagResult r;
+    diag_check_step(&d, 10, 1.0f, &r);
+    diag_snapshot_params(&d);
+    for (long i = 0; i < f.n; i++) f.params[i] -= 0.02f;  // the "update": 1% of each weight
+    StrBuf sb = {0};
+    diag_layer_stats_json(&d, 10, &sb);
+    JsonValue v;
+    int parsed = json_parse(sb.data, sb.len, &v) == 0;
+    CHECK(parsed, "layer stats are one JSON object: %.120s", sb.data);
+    if (parsed) {
+        const JsonValue *l = json_get(json_get(&v, "layers"), "encoder.layers.0");
+        const JsonValue *gn = json_get(l, "grad_norm"), *wn = json_get(l, "weight_norm"), *ur = json_get(l, "update_ratio");
+        CHECK(json_get(&v, "step")->number == 10 && gn && wn && ur, "encoder.layers.0 has grad, weight norms and update ratio");
+        if (gn && wn && ur) {
+            CHECK(fabs(gn->number - sqrt(104.0)) < 1e-4, "grad norm of the group (%g)", gn->number);
+            CHECK(fabs(wn->number - 1.98 * sqrt(104.0)) < 1e-3, "weight norm after the update (%g)", wn->number);
+            CHECK(fabs(ur->number - 0.02 / 1.98) < 1e-5, "update/weight ratio (%g)", ur->number);
+        }
+        json_free(&v);
+    }
+    sb_free(&sb);
+    TensorView act = {"encoder.layers.0.ffn", 1, {4, 0}, 4, (float[]){1, -3, 1, 5}, 0};
+    diag_activation_stats_json(&act, 1, &sb);
+    CHECK(strstr(sb.data, "\"encoder.layers.0.ffn\":{\"mean\":1,\"std\":2.82843,\"max_abs\":5}"),
+          "activation mean/std/max: %s", sb.data);
+    sb_free(&sb);
+    diag_free(&d);
+    fake_free(&f);
+}
+
+static void test_entropy(void) {
+    float p[3 * 4] = {0.25f, 0.25f, 0.25f, 0.25f,  1, 0, 0, 0,  0, 0, 0, 0};
+    double h = diag_attention_entropy(p, 3, 4);
+    CHECK(fabs(h - log(4.0) / 2) < 1e-6, "attention entropy: mean of uniform and one-hot rows, masked row left out (%g)", h);
+}
+
+static void test_overfit(void) {
+    Fake f; fake_create(&f);
+    DiagConfig cfg; diag_config_default(&cfg);
+    Diag d; diag_init(&d, &cfg, f.pv, f.gv, NT);
+    DiagResult r;
+    double train[] = {3.0, 2.0, 1.5, 1.2, 1.0, 0.8, 0.6};
+    double valid[] = {3.1, 2.3, 2.0, 2.05, 2.2, 2.4, 2.6};
+    DiagAction a[7];
+    char message[DIAG_MESSAGE_MAX] = "";
+    for (int i = 0; i < 7; i++) {
+        a[i] = diag_observe_eval(&d, 100 * (i + 1), train[i], valid[i], &r);
+        if (i == 5) memcpy(message, r.message, sizeof message);
+    }
+    CHECK(a[3] == DIAG_OK && a[4] == DIAG_OK, "no overfit signal before the patience runs out");
+    CHECK(a[5] == DIAG_WARN && strstr(message, "overfitting: valid loss rose from 2.0000 (step 300) to 2.4000 (step 600)"),
+          "overfitting reported after 3 evals without a best: %s", message);
+    CHECK(a[6] == DIAG_OK && r.overfitting && r.evals_since_best == 4, "reported once, signal stays on (%d evals since best)", r.evals_since_best);
+    diag_free(&d);
+    diag_init(&d, &cfg, f.pv, f.gv, NT);
+    double flat_train[] = {3.0, 2.0, 2.1, 2.2, 2.3, 2.4};
+    int any = 0;
+    for (int i = 0; i < 6; i++) any |= diag_observe_eval(&d, i, flat_train[i], valid[i], &r) != DIAG_OK;
+    CHECK(!any, "valid loss rising while train loss also rises is not overfitting");
+    diag_free(&d);
+    fake_free(&f);
+}
+
+static void test_overfit_message(void) {
+    Fake f; fake_create(&f);
+    DiagConfig cfg; diag_config_default(&cfg);
+    cfg.overfit_patience = 1;
+    Diag d; diag_init(&d, &cfg, f.pv, f.gv, NT);
+    DiagResult r;
+    diag_observe_eval(&d, 100, 2.0, 1.5, &r);
+    DiagAction a = diag_observe_eval(&d, 200, 1.0, 1.8, &r);
+    CHECK(a == DIAG_WARN && strstr(r.message, "overfitting: valid loss rose from 1.5000 (step 100) to 1.8000 (step 200) while train loss fell from 2.0000 to 1.0000"),
+          "overfit message: %s", r.message);
+    diag_free(&d);
+    fake_free(&f);
+}
+
+static void test_save_batch(void) {
+    int src[] = {5, 6, 3, 7, 3, 0}, tin[] = {2, 8, 2, 9}, tout[] = {8, 3, 9, 3};
+    Batch b = {2, 3, 2, src, tin, tout};
+    char path[] = "/tmp/attn_diag_batch_XXXXXX";
+    int fd = mkstemp(path);
+    close(fd);
+    CHECK(diag_save_batch(path, &b) == 0, "batch saved");
+    char *text; size_t len; JsonValue v;
+    int ok = read_file(path, &text, &len) == 0 && json_parse(text, len, &v) == 0;
+    CHECK(ok, "saved batch is JSON");
+    if (ok) {
+        const JsonValue *s = json_get(&v, "src");
+        CHECK(json_get(&v, "B")->number == 2 && s && s->n == 2 && s->items[1].n == 3 && s->items[1].items[0].number == 7
+              && json_get(&v, "tgt_out")->items[1].items[0].number == 9, "saved batch has the ids by row");
+        json_free(&v);
+        free(text);
+    }
+    CHECK(diag_save_batch("/nonexistent-dir/batch.json", &b) == -1, "unwritable path fails: %s", attn_last_error());
+    unlink(path);
+}
+
+int main(void) {
+    test_group_names();
+    test_actions();
+    test_zscore();
+    test_clean_step();
+    test_nan_stop();
+    test_nan_skip();
+    test_spikes();
+    test_vanishing();
+    test_layer_stats();
+    test_entropy();
+    test_overfit();
+    test_overfit_message();
+    test_save_batch();
+    TEST_EXIT();
+}
