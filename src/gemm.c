@@ -1,4 +1,47 @@
+// Single-precision matrix multiply: the plain-C reference and the fast path.
+//
+// The fast path is the BLIS/GotoBLAS loop nest. For each block of NC columns
+// of C and each block of KC steps of the sum, the (KC, NC) block of op(B) is
+// packed into NR-wide column panels that all threads share; each thread then
+// packs (MC, KC) blocks of op(A) of its own rows into MR-high row panels and
+// runs the micro-kernel over its MR x NR tiles. Packing turns all four
+// transposition cases into the same contiguous panels, so one kernel serves
+// them all. Sizes for this machine (Zen 5: 48 KiB L1d, 1 MiB L2 per core):
+// a (KC, NR) B micro-panel, 32 KiB, stays in L1 while the kernel runs down the
+// A block; the (MC, KC) A block, 192 KiB, stays in L2; the packed B block,
+// 2 MiB, lives in L2/L3.
+//
+// Determinism: threads split C by rows (or by columns when C is short and
+// wide), never the sum over k. Every element of C is summed in the same
+// order, k = 0..K-1 in blocks of KC, whatever the thread count, so results
+// are bit-identical for 1, 2 or more threads and for the serial small-matrix
+// path. Called inside an OpenMP parallel region (attention per head), gemm
+// runs serially in the calling thread.
 #include "gemm.h"
+#include "gemm_internal.h"
+#include "threads.h"
+#include <omp.h>
+#include <stdlib.h>
+#include <string.h>
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
+
+#ifndef GEMM_KC
+#define GEMM_KC 256     // steps of the sum per packed block
+#endif
+#ifndef GEMM_MC
+#define GEMM_MC 192     // rows of A per packed block (rounded to MR)
+#endif
+#ifndef GEMM_NC
+#define GEMM_NC 2048    // columns of B per packed block (rounded to NR)
+#endif
+// Below this many multiply-adds a gemm runs on one thread: waking the pool
+// costs a few microseconds, about what 2^18 multiply-adds take.
+#define GEMM_PARALLEL_MIN_MACS (1L << 18)
+
+// ---------------------------------------------------------------------------
+// Reference
 
 void gemm_reference(int trans_a, int trans_b, int M, int N, int K, float alpha,
                     const float *A, int lda, const float *B, int ldb,
@@ -17,8 +60,256 @@ void gemm_reference(int trans_a, int trans_b, int M, int N, int K, float alpha,
     }
 }
 
+// ---------------------------------------------------------------------------
+// Path selection
+
+static int chosen_path = -1;  // -1: not resolved yet
+
+static const GemmPathDesc *path_desc(int path) {
+    if (path == GEMM_PATH_AVX512) return gemm_avx512_path();
+    if (path == GEMM_PATH_AVX2) return gemm_avx2_path();
+    return NULL;
+}
+
+static int path_supported(int path) {
+    if (path == GEMM_PATH_REFERENCE) return 1;
+    if (!path_desc(path)) return 0;
+#if defined(__x86_64__)
+    __builtin_cpu_init();
+    if (path == GEMM_PATH_AVX512) return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl");
+    if (path == GEMM_PATH_AVX2) return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+#endif
+    return 0;
+}
+
+static int best_path(void) {
+    if (path_supported(GEMM_PATH_AVX512)) return GEMM_PATH_AVX512;
+    if (path_supported(GEMM_PATH_AVX2)) return GEMM_PATH_AVX2;
+    return GEMM_PATH_REFERENCE;
+}
+
+int gemm_set_path(int path) {
+    if (path == GEMM_PATH_AUTO) { chosen_path = best_path(); return 0; }
+    if (path != GEMM_PATH_REFERENCE && path != GEMM_PATH_AVX2 && path != GEMM_PATH_AVX512) return -1;
+    if (!path_supported(path)) return -1;
+    chosen_path = path;
+    return 0;
+}
+
+int gemm_get_path(void) {
+    if (chosen_path < 0) chosen_path = best_path();
+    return chosen_path;
+}
+
+const char *gemm_path_name(int path) {
+    switch (path) {
+    case GEMM_PATH_AUTO: return "auto";
+    case GEMM_PATH_REFERENCE: return "reference";
+    case GEMM_PATH_AVX2: return "avx2";
+    case GEMM_PATH_AVX512: return "avx512";
+    default: return "unknown";
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Packing. A panel of width w holds kc rows of w floats: panel[k * w + r].
+// Both operands are packed by one of two routines: "rows" when each of the w
+// source vectors is contiguous along k (A not transposed, B transposed),
+// "columns" when the w values of one k are contiguous (A transposed, B not).
+// Lanes r >= n are zero, so the kernel can always compute a full tile.
+
+// panel[k * w + r] = src[r * ld + k], r < n (n <= w), k < kc.
+static void pack_panel_rows(float *panel, const float *src, long ld, int n, int kc, int w) {
+    int r = 0;
+#if defined(__x86_64__)
+    // Four source rows at a time through an in-register 4 x 4 transpose.
+    for (; r + 4 <= n; r += 4) {
+        const float *s0 = src + r * ld, *s1 = s0 + ld, *s2 = s1 + ld, *s3 = s2 + ld;
+        int k = 0;
+        for (; k + 4 <= kc; k += 4) {
+            __m128 x0 = _mm_loadu_ps(s0 + k), x1 = _mm_loadu_ps(s1 + k);
+            __m128 x2 = _mm_loadu_ps(s2 + k), x3 = _mm_loadu_ps(s3 + k);
+            _MM_TRANSPOSE4_PS(x0, x1, x2, x3);
+            float *d = panel + (long)k * w + r;
+            _mm_storeu_ps(d, x0);
+            _mm_storeu_ps(d + w, x1);
+            _mm_storeu_ps(d + 2 * w, x2);
+            _mm_storeu_ps(d + 3 * w, x3);
+        }
+        for (; k < kc; k++) {
+            float *d = panel + (long)k * w + r;
+            d[0] = s0[k]; d[1] = s1[k]; d[2] = s2[k]; d[3] = s3[k];
+        }
+    }
+#endif
+    for (; r < n; r++)
+        for (int k = 0; k < kc; k++) panel[(long)k * w + r] = src[r * ld + k];
+    if (n < w)
+        for (int k = 0; k < kc; k++) memset(panel + (long)k * w + n, 0, (size_t)(w - n) * sizeof(float));
+}
+
+// panel[k * w + r] = src[k * ld + r], r < n (n <= w), k < kc.
+static void pack_panel_columns(float *panel, const float *src, long ld, int n, int kc, int w) {
+    for (int k = 0; k < kc; k++) {
+        const float *s = src + k * ld;
+        float *d = panel + (long)k * w;
+        for (int r = 0; r < n; r++) d[r] = s[r];
+        for (int r = n; r < w; r++) d[r] = 0.0f;
+    }
+}
+
+// Packs rows [i0, i0+mc) and sum steps [p0, p0+kc) of op(A) into MR panels.
+static void pack_a_block(float *packed, int trans_a, const float *A, int lda,
+                         int i0, int mc, int p0, int kc, int mr) {
+    for (int ir = 0; ir < mc; ir += mr) {
+        int rows = mc - ir < mr ? mc - ir : mr;
+        float *panel = packed + (long)ir * kc;
+        if (trans_a) pack_panel_columns(panel, A + (long)p0 * lda + i0 + ir, lda, rows, kc, mr);
+        else pack_panel_rows(panel, A + (long)(i0 + ir) * lda + p0, lda, rows, kc, mr);
+    }
+}
+
+// Packs NR panel `q` (columns j0 + q*nr ...) of the block of op(B) at sum steps [p0, p0+kc).
+static void pack_b_panel(float *packed, int trans_b, const float *B, int ldb,
+                         int j0, int nc, int q, int p0, int kc, int nr) {
+    int jr = q * nr;
+    int cols = nc - jr < nr ? nc - jr : nr;
+    float *panel = packed + (long)jr * kc;
+    if (trans_b) pack_panel_rows(panel, B + (long)(j0 + jr) * ldb + p0, ldb, cols, kc, nr);
+    else pack_panel_columns(panel, B + (long)p0 * ldb + j0 + jr, ldb, cols, kc, nr);
+}
+
+// ---------------------------------------------------------------------------
+// Per-thread packing buffers. Thread-local, grown on demand and kept: the
+// OpenMP workers live as long as the process, and so do their buffers, so
+// the training step allocates nothing after its first call.
+
+static _Thread_local float *tls_a_buf, *tls_b_buf;
+static _Thread_local size_t tls_a_cap, tls_b_cap;
+
+static float *grow_buffer(float **buf, size_t *cap, size_t n) {
+    if (n <= *cap) return *buf;
+    free(*buf);
+    size_t bytes = (n * sizeof(float) + 63) / 64 * 64;
+    void *p = NULL;
+    if (posix_memalign(&p, 64, bytes) != 0) abort();  // out of memory: not recoverable here
+    *buf = p;
+    *cap = n;
+    return *buf;
+}
+
+// ---------------------------------------------------------------------------
+// The loop nest, run by each of nt threads (tid) of a team, or by one thread.
+// The team is a tm x tn grid over C: thread (tid / tn, tid % tn) owns a range
+// of MR-row tiles and, in every NC block, a range of NR-column panels.
+
+typedef struct {
+    int trans_a, trans_b, M, N, K;
+    float alpha, beta;
+    const float *A, *B;
+    float *C;
+    int lda, ldb, ldc;
+} GemmArgs;
+
+static int ceil_div(int a, int b) { return (a + b - 1) / b; }
+
+static void gemm_thread(const GemmArgs *g, const GemmPathDesc *path, float *packed_b,
+                        int tid, int nt, int tm, int tn) {
+    const int mr = path->mr, nr = path->nr;
+    const int mc_max = GEMM_MC / mr * mr, nc_max = GEMM_NC / nr * nr;
+    const int tiles_m = ceil_div(g->M, mr);
+    const int ti = tid / tn, tj = tid % tn;
+    const int m0 = tiles_m * ti / tm * mr;
+    const int m1 = tiles_m * (ti + 1) / tm * mr < g->M ? tiles_m * (ti + 1) / tm * mr : g->M;
+    float *packed_a = grow_buffer(&tls_a_buf, &tls_a_cap, (size_t)mc_max * GEMM_KC);
+
+    for (int jc = 0; jc < g->N; jc += nc_max) {
+        int nc = g->N - jc < nc_max ? g->N - jc : nc_max;
+        int panels = ceil_div(nc, nr);
+        int q0 = panels * tj / tn, q1 = panels * (tj + 1) / tn;  // panels this thread multiplies
+        for (int pc = 0; pc < g->K; pc += GEMM_KC) {
+            int kc = g->K - pc < GEMM_KC ? g->K - pc : GEMM_KC;
+            float beta = pc == 0 ? g->beta : 1.0f;  // later blocks add to the first
+            // All threads pack the shared B block together, each a range of panels.
+            for (int q = panels * tid / nt; q < panels * (tid + 1) / nt; q++)
+                pack_b_panel(packed_b, g->trans_b, g->B, g->ldb, jc, nc, q, pc, kc, nr);
+            if (nt > 1) {
+#pragma omp barrier
+            }
+            for (int ic = m0; ic < m1; ic += mc_max) {
+                int mc = m1 - ic < mc_max ? m1 - ic : mc_max;
+                pack_a_block(packed_a, g->trans_a, g->A, g->lda, ic, mc, pc, kc, mr);
+                for (int q = q0; q < q1; q++) {
+                    const float *b_panel = packed_b + (long)q * nr * kc;
+                    int cols = nc - q * nr < nr ? nc - q * nr : nr;
+                    float *c_col = g->C + jc + q * nr;
+                    for (int ir = 0; ir < mc; ir += mr) {
+                        int rows = mc - ir < mr ? mc - ir : mr;
+                        path->kernel(kc, packed_a + (long)ir * kc, b_panel,
+                                     c_col + (long)(ic + ir) * g->ldc, g->ldc,
+                                     rows, cols, g->alpha, beta);
+                    }
+                }
+            }
+            // Nobody may repack B while another thread still reads it.
+            if (nt > 1) {
+#pragma omp barrier
+            }
+        }
+    }
+}
+
+// Splits nt threads into a tm x tn grid that balances the MR x NR tiles;
+// on a tie, more row groups (the A blocks stay private, B is packed once).
+static void choose_grid(int M, int N, int mr, int nr, int nt, int *tm, int *tn) {
+    int tiles_m = ceil_div(M, mr), tiles_n = ceil_div(N < GEMM_NC ? N : GEMM_NC, nr);
+    long best = -1;
+    for (int rows = nt; rows >= 1; rows--) {
+        if (nt % rows) continue;
+        int cols = nt / rows;
+        long work = (long)ceil_div(tiles_m, rows) * ceil_div(tiles_n, cols);
+        if (best < 0 || work < best) { best = work; *tm = rows; *tn = cols; }
+    }
+}
+
+// C = beta * C, for K == 0 or alpha == 0; beta == 0 writes zeros without reading.
+static void scale_c(int M, int N, float beta, float *C, int ldc) {
+    for (int i = 0; i < M; i++) {
+        float *c = C + (long)i * ldc;
+        for (int j = 0; j < N; j++) c[j] = beta == 0.0f ? 0.0f : beta * c[j];
+    }
+}
+
 void gemm(int trans_a, int trans_b, int M, int N, int K, float alpha,
           const float *A, int lda, const float *B, int ldb,
           float beta, float *C, int ldc) {
-    gemm_reference(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+    if (M <= 0 || N <= 0) return;
+    if (K <= 0 || alpha == 0.0f) { scale_c(M, N, beta, C, ldc); return; }
+    const GemmPathDesc *path = path_desc(gemm_get_path());
+    if (!path) {
+        gemm_reference(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+        return;
+    }
+    GemmArgs g = {trans_a, trans_b, M, N, K, alpha, beta, A, B, C, lda, ldb, ldc};
+    int nc = (N < GEMM_NC ? N : GEMM_NC / path->nr * path->nr);
+    size_t b_floats = (size_t)ceil_div(nc, path->nr) * path->nr * GEMM_KC;
+    float *packed_b = grow_buffer(&tls_b_buf, &tls_b_cap, b_floats);
+
+    int nt = threads_get();
+    if (omp_in_parallel() || (long)M * N * K < GEMM_PARALLEL_MIN_MACS) nt = 1;
+    if (nt == 1) {
+        gemm_thread(&g, path, packed_b, 0, 1, 1, 1);
+        return;
+    }
+    int tm = 1, tn = 1;
+    choose_grid(M, N, path->mr, path->nr, nt, &tm, &tn);
+#pragma omp parallel num_threads(nt)
+    {
+        // The team may be smaller than asked (OMP_THREAD_LIMIT, nesting);
+        // then re-split the grid for the team that actually runs.
+        int team = omp_get_num_threads();
+        int rows = tm, cols = tn;
+        if (team != nt) choose_grid(M, N, path->mr, path->nr, team, &rows, &cols);
+        gemm_thread(&g, path, packed_b, omp_get_thread_num(), team, rows, cols);
+    }
 }

@@ -6,6 +6,10 @@
 //
 // The Linear layer y = x W^T uses (trans_a=0, trans_b=1); its backward uses
 // dx = dy W (0, 0) and dW += dy^T x (1, 0).
+//
+// gemm() uses threads_get() threads (src/threads.h), or one thread when
+// called inside an OpenMP parallel region or for a small product. Results
+// are bit-identical for every thread count: threads split C, never the sum.
 #ifndef ATTN_GEMM_H
 #define ATTN_GEMM_H
 
@@ -17,5 +21,16 @@ void gemm(int trans_a, int trans_b, int M, int N, int K, float alpha,
 void gemm_reference(int trans_a, int trans_b, int M, int N, int K, float alpha,
                     const float *A, int lda, const float *B, int ldb,
                     float beta, float *C, int ldc);
+
+// Instruction-set paths of gemm(). AUTO picks the best one CPUID reports
+// (AVX-512, else AVX2 + FMA, else the reference).
+enum { GEMM_PATH_AUTO = 0, GEMM_PATH_REFERENCE = 1, GEMM_PATH_AVX2 = 2, GEMM_PATH_AVX512 = 3 };
+// Forces a path for all later calls (tests and benchmarks). Returns -1 and
+// changes nothing when this CPU or build cannot run it. Not thread-safe
+// against concurrent gemm() calls.
+int gemm_set_path(int path);
+// The path gemm() runs now (never AUTO).
+int gemm_get_path(void);
+const char *gemm_path_name(int path);
 
 #endif

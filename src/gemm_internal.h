@@ -1,0 +1,27 @@
+// Internal to src/gemm*.c: the micro-kernels of each instruction set and the
+// description of a path (register tile + kernel) that the driver in gemm.c
+// runs. Not part of the public API.
+#ifndef ATTN_GEMM_INTERNAL_H
+#define ATTN_GEMM_INTERNAL_H
+
+// A micro-kernel computes one register tile of C from packed panels:
+//     acc (mr, nr) = a (kc, mr)^T-panel  x  b (kc, nr)-panel,  summed over k in order
+//     C[0:m, 0:n] = alpha * acc + beta * C[0:m, 0:n]
+// a is a packed A micro-panel (kc rows of mr floats), b a packed B
+// micro-panel (kc rows of nr floats, 64-byte aligned). m <= mr and n <= nr
+// say how much of the tile is inside C; the panels are zero-padded beyond.
+// beta == 0 stores without reading C.
+typedef void (*GemmKernel)(int kc, const float *a, const float *b, float *c, long ldc,
+                           int m, int n, float alpha, float beta);
+
+typedef struct {
+    const char *name;
+    int mr, nr;          // register tile
+    GemmKernel kernel;
+} GemmPathDesc;
+
+// Each returns NULL when the instruction set is not compiled in.
+const GemmPathDesc *gemm_avx512_path(void);
+const GemmPathDesc *gemm_avx2_path(void);
+
+#endif

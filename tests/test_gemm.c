@@ -1,0 +1,177 @@
+// gemm(): every fast path against the plain-C reference, on all four
+// transposition cases, odd sizes, padded leading dimensions, alpha/beta
+// variants, beta = 0 over NaN, 1 and 2 threads (bit-identical), calls from
+// inside a parallel region, and the sizes that cross the cache blocks.
+#include "test.h"
+#include "gemm.h"
+#include "threads.h"
+#include <omp.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define SENTINEL 12345.0f
+
+static float frand(unsigned *state) {
+    *state = *state * 1664525u + 1013904223u;
+    return (float)((*state >> 8) & 0xFFFF) / 32768.0f - 1.0f;
+}
+
+typedef struct {
+    int ta, tb, M, N, K;
+    int pad;             // extra columns in every leading dimension
+    float alpha, beta;
+} Case;
+
+// Runs gemm (fast) and gemm_reference on the same random inputs; returns the
+// norm-wise relative error, and checks that C outside (M, N) is untouched.
+// `nan_c` fills C with NaN first (only meaningful with beta == 0).
+static double run_case(const Case *c, int nan_c, int *untouched, float *out_fast) {
+    int rows_a = c->ta ? c->K : c->M, cols_a = c->ta ? c->M : c->K;
+    int rows_b = c->tb ? c->N : c->K, cols_b = c->tb ? c->K : c->N;
+    int lda = cols_a + c->pad, ldb = cols_b + c->pad, ldc = c->N + c->pad;
+    float *A = malloc(sizeof(float) * rows_a * lda), *B = malloc(sizeof(float) * rows_b * ldb);
+    float *C = malloc(sizeof(float) * c->M * ldc), *R = malloc(sizeof(float) * c->M * ldc);
+    unsigned seed = 7u + c->M * 31u + c->N * 17u + c->K;
+    for (int i = 0; i < rows_a * lda; i++) A[i] = frand(&seed);
+    for (int i = 0; i < rows_b * ldb; i++) B[i] = frand(&seed);
+    for (int i = 0; i < c->M * ldc; i++) R[i] = C[i] = (i % ldc) >= c->N ? SENTINEL : nan_c ? NAN : frand(&seed);
+    gemm(c->ta, c->tb, c->M, c->N, c->K, c->alpha, A, lda, B, ldb, c->beta, C, ldc);
+    int saved = gemm_get_path();
+    gemm_set_path(GEMM_PATH_REFERENCE);
+    gemm(c->ta, c->tb, c->M, c->N, c->K, c->alpha, A, lda, B, ldb, c->beta, R, ldc);
+    gemm_set_path(saved);
+    *untouched = 1;
+    float *fast = malloc(sizeof(float) * c->M * c->N), *ref = malloc(sizeof(float) * c->M * c->N);
+    for (int i = 0; i < c->M; i++)
+        for (int j = 0; j < ldc; j++) {
+            float v = C[(long)i * ldc + j];
+            if (j >= c->N) *untouched &= v == SENTINEL;
+            else { fast[i * c->N + j] = v; ref[i * c->N + j] = R[(long)i * ldc + j]; }
+        }
+    double err = rel_diff(fast, ref, (long)c->M * c->N, NULL);
+    if (err != err) err = 1e30;  // NaN leaked through
+    if (out_fast) memcpy(out_fast, fast, sizeof(float) * c->M * c->N);
+    free(A); free(B); free(C); free(R); free(fast); free(ref);
+    return err;
+}
+
+// All transposition cases x odd sizes x alpha/beta, for the current path and thread count.
+static void check_sizes(const char *label) {
+    static const int sizes[][3] = {
+        {1, 1, 1}, {1, 17, 3}, {3, 1, 65}, {17, 3, 1}, {13, 33, 17}, {65, 127, 31},
+        {127, 65, 257}, {257, 129, 64}, {40, 40, 64}, {40, 64, 40}, {200, 100, 300},
+    };
+    static const float alphas[] = {1.0f, 0.5f, -2.0f}, betas[] = {0.0f, 1.0f, 0.25f};
+    int n_sizes = sizeof sizes / sizeof sizes[0], bad = 0, total = 0, leaks = 0;
+    double worst = 0;
+    for (int t = 0; t < 4; t++)
+        for (int s = 0; s < n_sizes; s++)
+            for (int v = 0; v < 3; v++) {
+                Case c = {t >> 1, t & 1, sizes[s][0], sizes[s][1], sizes[s][2], (s + v) % 3 * 5,
+                          alphas[v], betas[(s + v) % 3]};
+                int untouched;
+                double err = run_case(&c, 0, &untouched, NULL);
+                total++;
+                if (err > worst) worst = err;
+                if (err > 1e-5 || !untouched) {
+                    if (bad++ < 5) printf("  mismatch: ta=%d tb=%d M=%d N=%d K=%d pad=%d alpha=%g beta=%g err=%.2e untouched=%d\n",
+                                          c.ta, c.tb, c.M, c.N, c.K, c.pad, c.alpha, c.beta, err, untouched);
+                }
+            }
+    CHECK(bad == 0, "%s: %d cases (4 transpositions, odd sizes, lda > width, alpha/beta) match the reference (worst %.1e)",
+          label, total, worst);
+    for (int t = 0; t < 4; t++) {
+        Case c = {t >> 1, t & 1, 37, 45, 29, 3, 1.0f, 0.0f};
+        int untouched;
+        double err = run_case(&c, 1, &untouched, NULL);
+        leaks += !(err < 1e-5 && untouched);
+    }
+    CHECK(leaks == 0, "%s: beta = 0 ignores NaN in C, all 4 transpositions", label);
+}
+
+// The same product on 1 and 2 threads is bit-identical; sizes cross the
+// K block (256), the M block (192) and the N block (2048), and are large
+// enough to run in parallel.
+static void check_threads_identical(const char *label) {
+    static const Case cases[] = {
+        {0, 1, 301, 259, 300, 1, 1.0f, 0.0f},
+        {1, 0, 203, 77, 520, 0, 1.0f, 1.0f},
+        {0, 0, 9, 2100, 70, 2, 0.5f, 0.5f},
+        {1, 1, 500, 40, 33, 0, -1.0f, 0.0f},
+    };
+    int n = sizeof cases / sizeof cases[0], all_match = 1, all_close = 1;
+    for (int i = 0; i < n; i++) {
+        const Case *c = &cases[i];
+        float *one = malloc(sizeof(float) * c->M * c->N), *two = malloc(sizeof(float) * c->M * c->N);
+        int untouched1, untouched2;
+        threads_set(1);
+        double e1 = run_case(c, 0, &untouched1, one);
+        threads_set(2);
+        double e2 = run_case(c, 0, &untouched2, two);
+        all_close &= e1 < 1e-5 && e2 < 1e-5 && untouched1 && untouched2;
+        all_match &= memcmp(one, two, sizeof(float) * c->M * c->N) == 0;
+        free(one); free(two);
+    }
+    CHECK(all_close, "%s: blocked sizes (K > 256, M > 192, N > 2048) match the reference on 1 and 2 threads", label);
+    CHECK(all_match, "%s: 1 and 2 threads give bit-identical results", label);
+}
+
+// Two threads of a parallel region each call gemm (which then runs serially
+// with its own packing buffers) on different problems.
+static void check_inside_parallel(const char *label) {
+    int ok[2] = {0, 0};
+    threads_set(2);
+#pragma omp parallel num_threads(2)
+    {
+        int id = omp_get_thread_num();
+        Case c = {id, 1 - id, 90 + id, 70, 130, id, 1.0f, 0.0f};
+        float *C = malloc(sizeof(float) * c.M * c.N), *R = malloc(sizeof(float) * c.M * c.N);
+        float *A = malloc(sizeof(float) * c.M * c.K), *B = malloc(sizeof(float) * c.K * c.N);
+        unsigned seed = 99u + id;
+        for (int i = 0; i < c.M * c.K; i++) A[i] = frand(&seed);
+        for (int i = 0; i < c.K * c.N; i++) B[i] = frand(&seed);
+        int lda = c.ta ? c.M : c.K, ldb = c.tb ? c.K : c.N;
+        for (int rep = 0; rep < 20; rep++)
+            gemm(c.ta, c.tb, c.M, c.N, c.K, 1.0f, A, lda, B, ldb, 0.0f, C, c.N);
+        gemm_reference(c.ta, c.tb, c.M, c.N, c.K, 1.0f, A, lda, B, ldb, 0.0f, R, c.N);
+        ok[id] = rel_diff(C, R, (long)c.M * c.N, NULL) < 1e-5;
+        free(A); free(B); free(C); free(R);
+    }
+    CHECK(ok[0] && ok[1], "%s: concurrent calls from inside a parallel region", label);
+}
+
+static void check_degenerate(void) {
+    float A[6] = {1, 2, 3, 4, 5, 6}, B[6] = {1, 0, 0, 1, 1, 1};
+    float C[4] = {NAN, NAN, NAN, NAN};
+    gemm(0, 0, 2, 2, 0, 1.0f, A, 3, B, 2, 0.0f, C, 2);
+    CHECK(C[0] == 0 && C[1] == 0 && C[2] == 0 && C[3] == 0, "K = 0 with beta = 0 writes zeros over NaN");
+    float D[4] = {1, 2, 3, 4};
+    gemm(0, 0, 2, 2, 3, 0.0f, A, 3, B, 2, 2.0f, D, 2);
+    CHECK(D[0] == 2 && D[1] == 4 && D[2] == 6 && D[3] == 8, "alpha = 0 scales C by beta");
+    gemm(0, 0, 0, 2, 3, 1.0f, A, 3, B, 2, 0.0f, D, 2);
+    CHECK(D[0] == 2 && D[3] == 8, "M = 0 leaves C alone");
+    CHECK(gemm_set_path(99) == -1, "an unknown path is refused");
+}
+
+int main(void) {
+    int paths[] = {GEMM_PATH_AVX512, GEMM_PATH_AVX2};
+    for (int p = 0; p < 2; p++) {
+        if (gemm_set_path(paths[p]) != 0) {
+            printf("INFO path %s not supported on this CPU, skipped\n", gemm_path_name(paths[p]));
+            continue;
+        }
+        char label[64];
+        for (int nt = 1; nt <= 2; nt++) {
+            threads_set(nt);
+            snprintf(label, sizeof label, "%s, %d thread%s", gemm_path_name(paths[p]), nt, nt > 1 ? "s" : "");
+            check_sizes(label);
+        }
+        snprintf(label, sizeof label, "%s", gemm_path_name(paths[p]));
+        check_threads_identical(label);
+        check_inside_parallel(label);
+    }
+    gemm_set_path(GEMM_PATH_AUTO);
+    CHECK(gemm_get_path() != GEMM_PATH_AUTO, "auto resolves to a concrete path (%s)", gemm_path_name(gemm_get_path()));
+    check_degenerate();
+    TEST_EXIT();
+}
