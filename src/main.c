@@ -8,6 +8,8 @@
 static const Command commands[] = {
     // One line per subcommand; keep the order of DESIGN.md section 3.
     {"version", cmd_version, "print the version"},
+    {"bleu", cmd_bleu, "corpus BLEU of hypotheses (stdin) against --ref files, as sacreBLEU"},
+    {"chrf", cmd_chrf, "corpus chrF of hypotheses (stdin) against --ref files, as sacreBLEU"},
 };
 static const int n_commands = sizeof commands / sizeof commands[0];
 
