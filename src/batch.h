@@ -65,7 +65,9 @@ typedef struct {
     int n_batches;
     int planned_epoch;        // epoch that order/batch_start/batch_perm describe
     BatchCursor cursor;       // the next batch
-    int *scratch;             // (n_kept) planning workspace
+    int chunk_size;           // effective pairs per sorted chunk
+    int min_len, max_S, max_T;  // over kept pairs: shortest max(S, T), longest S and T
+    struct BatchItem *items;  // (n_kept) planning workspace
 } Batcher;
 
 void batch_config_default(BatchConfig *cfg);  // 4096 tokens, no sentence cap, chunk 0, shuffle
@@ -73,6 +75,12 @@ void batch_config_default(BatchConfig *cfg);  // 4096 tokens, no sentence cap, c
 // Checks the config, keeps the pairs within max_len (or truncates them), and
 // plans epoch 0 with the cursor at (0, 0). Fails when a single pair cannot fit
 // the token budget, or when no pair is left.
+//
+// The pairs are read again whenever an epoch is planned, so a trainer may
+// re-encode them before each epoch (BPE-dropout): keep their number and order,
+// and set max_len, because batcher_capacity's S and T describe the data as it
+// was at creation (pairs that grew are truncated to max_len; B stays bounded
+// since dropout only lengthens sequences).
 int batcher_create(Batcher *bt, const TokenPairs *data, const BatchConfig *cfg);
 void batcher_free(Batcher *bt);
 
