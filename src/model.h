@@ -4,6 +4,8 @@
 #ifndef ATTN_MODEL_H
 #define ATTN_MODEL_H
 #include <stddef.h>
+#include <stdint.h>
+#include "attention.h"
 #include "rng.h"
 
 enum { PAD_ID = 0, UNK_ID = 1, BOS_ID = 2, EOS_ID = 3 };
@@ -87,7 +89,81 @@ typedef struct {
     int *tgt_out;         // (B, T) y1 .. yn </s>, PAD_ID after
 } Batch;
 
-typedef struct Activations Activations;  // defined in model.c
+// Saved activations of one encoder layer, all (B, S, ...) for the batch of
+// the last forward (rows beyond it are unused capacity). Post-LN:
+//   res1 = x + drop(self(x));   ln1 = norm1(res1)
+//   res2 = ln1 + drop(ff(ln1)); ln2 = norm2(res2)    -> output ln2
+// Pre-LN (norm_first):
+//   ln1 = norm1(x);   res1 = x + drop(self(ln1))
+//   ln2 = norm2(res1); res2 = res1 + drop(ff(ln2))   -> output res2
+// with ff(h) = linear2(drop(act(linear1(h)))). Dropout masks (*_keep) are
+// NULL when that dropout rate is 0 in the config; dropouts run in place.
+typedef struct {
+    float *ln1, *ln1_mean, *ln1_rstd;   // (B, S, C), (B, S), (B, S)
+    MhaActs self;                       // self.out (B, S, C): after residual dropout
+    uint8_t *self_keep;                 // (B, S, C) residual dropout of self.out
+    float *res1;                        // (B, S, C)
+    float *ln2, *ln2_mean, *ln2_rstd;   // (B, S, C), (B, S), (B, S)
+    float *ff1;                         // (B, S, F) linear1 output
+    float *act;                         // (B, S, F) activation, after FFN dropout
+    uint8_t *act_keep;                  // (B, S, F)
+    float *ff2;                         // (B, S, C) linear2 output, after residual dropout
+    uint8_t *ff2_keep;                  // (B, S, C)
+    float *res2;                        // (B, S, C)
+} EncoderLayerActs;
+
+// One decoder layer, all (B, T, ...). Post-LN:
+//   res1 = x + drop(self(x));            ln1 = norm1(res1)
+//   res2 = ln1 + drop(cross(ln1, mem));  ln2 = norm2(res2)
+//   res3 = ln2 + drop(ff(ln2));          ln3 = norm3(res3)   -> output ln3
+// Pre-LN:
+//   ln1 = norm1(x);    res1 = x + drop(self(ln1))
+//   ln2 = norm2(res1); res2 = res1 + drop(cross(ln2, mem))
+//   ln3 = norm3(res2); res3 = res2 + drop(ff(ln3))           -> output res3
+typedef struct {
+    float *ln1, *ln1_mean, *ln1_rstd;   // (B, T, C), (B, T), (B, T)
+    MhaActs self;                       // causal self-attention; probs (B, NH, T, T)
+    uint8_t *self_keep;                 // (B, T, C)
+    float *res1;                        // (B, T, C)
+    float *ln2, *ln2_mean, *ln2_rstd;
+    MhaActs cross;                      // cross-attention; probs (B, NH, T, S), kv (B, S, 2C)
+    uint8_t *cross_keep;                // (B, T, C)
+    float *res2;                        // (B, T, C)
+    float *ln3, *ln3_mean, *ln3_rstd;
+    float *ff1, *act;                   // (B, T, F)
+    uint8_t *act_keep;                  // (B, T, F)
+    float *ff2;                         // (B, T, C)
+    uint8_t *ff2_keep;                  // (B, T, C)
+    float *res3;                        // (B, T, C)
+} DecoderLayerActs;
+
+// Everything the forward keeps, allocated once in model_create for
+// (max_B, max_S, max_T), plus the backward's scratch. Readable by debugging
+// tools after a forward; shapes are those of the last forward (B, S, T).
+typedef struct Activations {
+    int B, S, T;                        // the last forward's batch
+    int train;                          // dropout was on in the last forward
+    uint8_t *src_pad;                   // (B, S) 1 where src is <pad>
+    uint8_t *tgt_pad;                   // (B, T) 1 where tgt_in is <pad>
+    float *src_x;                       // (B, S, C) embedding * sqrt(C) + pe, after dropout
+    uint8_t *src_x_keep;                // (B, S, C)
+    EncoderLayerActs *enc;              // [n_enc_layers]
+    float *memory, *memory_mean, *memory_rstd;    // (B, S, C) transformer.encoder.norm output
+    float *tgt_x;                       // (B, T, C)
+    uint8_t *tgt_x_keep;                // (B, T, C)
+    DecoderLayerActs *dec;              // [n_dec_layers]
+    float *dec_out, *dec_out_mean, *dec_out_rstd; // (B, T, C) transformer.decoder.norm output
+    float *token_loss;                  // (B, T) per-target loss (0 at pad); no smoothing -> NLL
+    // backward scratch
+    float *dlogits;                     // (B, T, Vt)
+    float *dstream;                     // (B, max(S, T), C) gradient of the residual stream
+    float *dtmp1, *dtmp2;               // (B, max(S, T), C)
+    float *dff1, *dact;                 // (B, max(S, T), F)
+    float *dmemory;                     // (B, S, C) summed over the decoder layers
+    MhaScratch mha;                     // sized for the largest attention
+    void *memory_block;                 // the one allocation everything above points into
+    size_t memory_bytes;
+} Activations;
 
 typedef struct {
     ModelConfig config;
@@ -98,9 +174,13 @@ typedef struct {
     long n_params;           // floats in param_memory (tied tensors counted once)
     int max_B, max_S, max_T; // activation capacity
     Activations *acts;
+    float *pos_table;        // (max_len, C) sinusoidal positions, sinusoid()
     float *logits;           // (B, T, Vt) of the last forward
     float loss;              // mean label-smoothed loss of the last forward
     long n_target_tokens;    // non-pad targets of the last forward
+    long n_correct;          // of those, how many have the target as argmax
+    float smoothing;         // label smoothing of the last forward (for backward)
+    int has_targets;         // the last forward computed a loss
 } Model;
 
 // Fills a config with the defaults (a small post-LN ReLU model).
@@ -112,13 +192,21 @@ int model_config_validate(const ModelConfig *cfg);
 // to (max_B, max_S, max_T). Returns -1 on an invalid config.
 int model_create(Model *m, const ModelConfig *cfg, int max_B, int max_S, int max_T);
 void model_free(Model *m);
-// Initialization as nn.Transformer (xavier_uniform on matrices, LayerNorm 1/0,
-// zero biases), embeddings N(0, 1) scaled as the reference does.
+// Initialization as nn.Transformer: xavier_uniform on every matrix of the
+// transformer, zero attention biases (in_proj, out_proj), LayerNorm 1/0, and
+// nn.Linear's default U(-1/sqrt(fan_in), 1/sqrt(fan_in)) for the FFN biases
+// and the generator. Embeddings N(0, d_model^-0.5), so that embedding *
+// sqrt(d_model) has unit variance (and a tied generator starts small).
+// Deterministic for a seed, drawn tensor by tensor in model_tensors() order.
 void model_init_weights(Model *m, uint64_t seed);
 
+// Checks that a batch fits the model: sizes within (max_B, max_S, max_T),
+// token ids within the vocabularies. Returns -1 with the reason otherwise.
+int model_check_batch(const Model *m, const Batch *b);
 // Forward over a batch: logits and, when b->tgt_out is given, the loss
 // (label smoothing `smoothing`). `train` enables dropout drawn from `rng`.
-// Returns the loss (0 when no targets). Allocates nothing.
+// Returns the loss (0 when no targets or no non-pad target), or NAN after
+// recording an error when model_check_batch fails. Allocates nothing.
 float model_forward(Model *m, const Batch *b, float smoothing, int train, Rng *rng);
 // Backward of the last forward: accumulates into m->grads (call
 // model_zero_grad first). Gradient of the mean loss.
@@ -128,6 +216,50 @@ void model_zero_grad(Model *m);
 // Named tensors in checkpoint order; views into the params (or grads) buffer.
 // Returns the count; `views` may be NULL to ask for the count only.
 int model_tensors(const Model *m, int grads, TensorView *views, int max_views);
+
+// Encoder only, eval mode (no dropout): fills m->acts->memory (B, S, C) and
+// m->acts->src_pad (B, S) for src (B, S). Returns -1 when it does not fit.
+int model_encode(Model *m, const int *src, int B, int S);
+
+// ---------------------------------------------------------------------------
+// Cached incremental decoding (eval mode), one position per step for B
+// hypotheses in lockstep. Per decoder layer l the state caches the keys and
+// values of the self-attention for positions [0, pos) and the projected
+// encoder memory; a step computes position `pos` only. The logits equal
+// those of model_forward on the same prefix (to float rounding).
+typedef struct {
+    int max_B, max_S, max_T;
+    int B, S;                // hypotheses and source length since decode_begin
+    float *self_k, *self_v;  // (Ld, max_B, max_T, C) keys / values of positions so far
+    float *cross_kv;         // (Ld, max_B, max_S, 2C) projected memory [k | v]
+    uint8_t *mem_pad;        // (max_B, max_S) 1 where the source is <pad>
+    float *logits;           // (max_B, Vt) of the last step
+    // one step's scratch
+    float *x;                // (max_B, C) the residual stream at position pos
+    float *h;                // (max_B, C) LayerNorm output (pre-LN) / sublayer input
+    float *qkv;              // (max_B, 3C)
+    float *att;              // (max_B, C)
+    float *sub;              // (max_B, C) sublayer output
+    float *ff;               // (max_B, F)
+    float *mean, *rstd;      // (max_B)
+    float *probs;            // (max_B, NH, max(max_T, max_S))
+    float *reorder_tmp;      // (max_B, max(max_T * C, max_S * 2C)) for decode_reorder
+    uint8_t *reorder_pad;    // (max_B, max_S)
+} DecodeState;
+
+int decode_state_create(DecodeState *st, const Model *m, int max_B, int max_S, int max_T);
+void decode_state_free(DecodeState *st);
+// Starts decoding B hypotheses over memory (B, S, C) with mem_pad (B, S),
+// e.g. m->acts->memory and m->acts->src_pad after model_encode (repeat rows
+// first for a beam). Projects the memory for every layer.
+int decode_begin(const Model *m, DecodeState *st, const float *memory, const uint8_t *mem_pad,
+                 int B, int S);
+// Feeds tokens (B) at position pos (0 for <s>; positions 0..pos-1 must have
+// been fed) and leaves the next-token logits in st->logits (B, Vt).
+int decode_step(const Model *m, DecodeState *st, const int *tokens, int pos);
+// Beam bookkeeping: hypothesis i continues old hypothesis from[i] (i < B):
+// copies its cached positions [0, n_pos) and its memory rows.
+void decode_reorder(DecodeState *st, const Model *m, const int *from, int n_pos);
 
 // Sinusoidal position table value pe[pos, i] (DESIGN.md section 1).
 float sinusoid(int pos, int i, int d_model);

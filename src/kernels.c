@@ -1,0 +1,263 @@
+// Layer kernels, forward and backward side by side. See kernels.h for the
+// conventions (accumulating backward, deterministic OpenMP loops).
+#include "kernels.h"
+#include <math.h>
+#include <string.h>
+#include "gemm.h"
+
+// Reductions over rows (dbias, dweight of LayerNorm, embedding tables) split
+// the columns into blocks of this width: each thread owns whole columns, so
+// sums run in row order whatever the thread count.
+#define COL_BLOCK 64
+
+// Sums the rows of x (N, C) into y (C), y += sum_n x[n, :].
+static void column_sums_accumulate(float *y, const float *x, int N, int C) {
+    int n_blocks = (C + COL_BLOCK - 1) / COL_BLOCK;
+    #pragma omp parallel for schedule(static)
+    for (int blk = 0; blk < n_blocks; blk++) {
+        int c0 = blk * COL_BLOCK, c1 = c0 + COL_BLOCK < C ? c0 + COL_BLOCK : C;
+        float acc[COL_BLOCK] = {0};
+        for (int n = 0; n < N; n++) {
+            const float *row = x + (long)n * C;
+            for (int c = c0; c < c1; c++) acc[c - c0] += row[c];
+        }
+        for (int c = c0; c < c1; c++) y[c] += acc[c - c0];
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Linear
+
+void linear_forward(float *out, const float *inp, const float *weight, const float *bias,
+                    int N, int IC, int OC) {
+    gemm(0, 1, N, OC, IC, 1.0f, inp, IC, weight, IC, 0.0f, out, OC);
+    if (!bias) return;
+    #pragma omp parallel for schedule(static)
+    for (int n = 0; n < N; n++) {
+        float *row = out + (long)n * OC;
+        for (int o = 0; o < OC; o++) row[o] += bias[o];
+    }
+}
+
+void linear_backward(float *dinp, float *dweight, float *dbias,
+                     const float *dout, const float *inp, const float *weight,
+                     int N, int IC, int OC) {
+    if (dinp) gemm(0, 0, N, IC, OC, 1.0f, dout, OC, weight, IC, 1.0f, dinp, IC);
+    gemm(1, 0, OC, IC, N, 1.0f, dout, OC, inp, IC, 1.0f, dweight, IC);
+    if (dbias) column_sums_accumulate(dbias, dout, N, OC);
+}
+
+// ---------------------------------------------------------------------------
+// LayerNorm
+
+void layernorm_forward(float *out, float *mean, float *rstd,
+                       const float *inp, const float *weight, const float *bias, int N, int C) {
+    #pragma omp parallel for schedule(static)
+    for (int n = 0; n < N; n++) {
+        const float *x = inp + (long)n * C;
+        float *y = out + (long)n * C;
+        // Two passes in double: the variance of a row with a large mean
+        // stays exact, and C is small next to the matmuls around it.
+        double sum = 0.0;
+        for (int c = 0; c < C; c++) sum += x[c];
+        double m = sum / C;
+        double var = 0.0;
+        for (int c = 0; c < C; c++) { double d = x[c] - m; var += d * d; }
+        float s = (float)(1.0 / sqrt(var / C + LAYERNORM_EPS));
+        float mf = (float)m;
+        for (int c = 0; c < C; c++) y[c] = (x[c] - mf) * s * weight[c] + bias[c];
+        mean[n] = mf;
+        rstd[n] = s;
+    }
+}
+
+void layernorm_backward(float *dinp, float *dweight, float *dbias,
+                        const float *dout, const float *inp, const float *weight,
+                        const float *mean, const float *rstd, int N, int C) {
+    // dinp: rows are independent.
+    #pragma omp parallel for schedule(static)
+    for (int n = 0; n < N; n++) {
+        const float *dy = dout + (long)n * C, *x = inp + (long)n * C;
+        float *dx = dinp + (long)n * C;
+        float m = mean[n], s = rstd[n];
+        float dnorm_mean = 0.0f, dnorm_norm_mean = 0.0f;
+        for (int c = 0; c < C; c++) {
+            float norm = (x[c] - m) * s;
+            float dnorm = dy[c] * weight[c];
+            dnorm_mean += dnorm;
+            dnorm_norm_mean += dnorm * norm;
+        }
+        dnorm_mean /= C;
+        dnorm_norm_mean /= C;
+        for (int c = 0; c < C; c++) {
+            float norm = (x[c] - m) * s;
+            float dnorm = dy[c] * weight[c];
+            dx[c] += (dnorm - dnorm_mean - norm * dnorm_norm_mean) * s;
+        }
+    }
+    // dweight, dbias: sums over rows, by column blocks.
+    int n_blocks = (C + COL_BLOCK - 1) / COL_BLOCK;
+    #pragma omp parallel for schedule(static)
+    for (int blk = 0; blk < n_blocks; blk++) {
+        int c0 = blk * COL_BLOCK, c1 = c0 + COL_BLOCK < C ? c0 + COL_BLOCK : C;
+        float dw[COL_BLOCK] = {0}, db[COL_BLOCK] = {0};
+        for (int n = 0; n < N; n++) {
+            const float *dy = dout + (long)n * C, *x = inp + (long)n * C;
+            float m = mean[n], s = rstd[n];
+            for (int c = c0; c < c1; c++) {
+                dw[c - c0] += dy[c] * (x[c] - m) * s;
+                db[c - c0] += dy[c];
+            }
+        }
+        for (int c = c0; c < c1; c++) { dweight[c] += dw[c - c0]; dbias[c] += db[c - c0]; }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Activations
+
+void relu_forward(float *out, const float *inp, long n) {
+    #pragma omp parallel for schedule(static)
+    for (long i = 0; i < n; i++) out[i] = inp[i] > 0.0f ? inp[i] : 0.0f;
+}
+
+void relu_backward(float *dinp, const float *dout, const float *inp, long n) {
+    #pragma omp parallel for schedule(static)
+    for (long i = 0; i < n; i++) dinp[i] += inp[i] > 0.0f ? dout[i] : 0.0f;
+}
+
+#define INV_SQRT2 0.70710678118654752440
+#define INV_SQRT_2PI 0.39894228040143267794
+
+void gelu_forward(float *out, const float *inp, long n) {
+    #pragma omp parallel for schedule(static)
+    for (long i = 0; i < n; i++) {
+        float x = inp[i];
+        out[i] = 0.5f * x * (1.0f + erff(x * (float)INV_SQRT2));
+    }
+}
+
+// d/dx [x Phi(x)] = Phi(x) + x phi(x).
+void gelu_backward(float *dinp, const float *dout, const float *inp, long n) {
+    #pragma omp parallel for schedule(static)
+    for (long i = 0; i < n; i++) {
+        float x = inp[i];
+        float cdf = 0.5f * (1.0f + erff(x * (float)INV_SQRT2));
+        float pdf = (float)INV_SQRT_2PI * expf(-0.5f * x * x);
+        dinp[i] += dout[i] * (cdf + x * pdf);
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Dropout
+
+#define DROPOUT_CHUNK 4096
+
+void dropout_forward(float *out, uint8_t *keep, const float *inp, long n, float p, Rng *rng) {
+    if (p <= 0.0f || !keep) {
+        if (out != inp) memcpy(out, inp, (size_t)n * sizeof(float));
+        return;
+    }
+    uint64_t seed = rng_next(rng);
+    float scale = 1.0f / (1.0f - p);
+    long n_chunks = (n + DROPOUT_CHUNK - 1) / DROPOUT_CHUNK;
+    #pragma omp parallel for schedule(static)
+    for (long chunk = 0; chunk < n_chunks; chunk++) {
+        Rng local;
+        rng_seed(&local, seed ^ ((uint64_t)chunk * 0x9E3779B97F4A7C15ull));
+        long i1 = (chunk + 1) * DROPOUT_CHUNK < n ? (chunk + 1) * DROPOUT_CHUNK : n;
+        for (long i = chunk * DROPOUT_CHUNK; i < i1; i++) {
+            keep[i] = rng_uniform(&local) >= p;
+            out[i] = keep[i] ? inp[i] * scale : 0.0f;
+        }
+    }
+}
+
+void dropout_backward(float *d, const uint8_t *keep, long n, float p) {
+    if (p <= 0.0f || !keep) return;
+    float scale = 1.0f / (1.0f - p);
+    #pragma omp parallel for schedule(static)
+    for (long i = 0; i < n; i++) d[i] = keep[i] ? d[i] * scale : 0.0f;
+}
+
+// ---------------------------------------------------------------------------
+// Residual
+
+void residual_forward(float *out, const float *a, const float *b, long n) {
+    #pragma omp parallel for schedule(static)
+    for (long i = 0; i < n; i++) out[i] = a[i] + b[i];
+}
+
+void add_inplace(float *y, const float *x, long n) {
+    #pragma omp parallel for schedule(static)
+    for (long i = 0; i < n; i++) y[i] += x[i];
+}
+
+// ---------------------------------------------------------------------------
+// Embedding with positions
+
+void embedding_forward(float *out, const int *tokens, const float *table, const float *pe,
+                       int B, int T, int C, int pos0) {
+    float scale = sqrtf((float)C);
+    #pragma omp parallel for schedule(static)
+    for (int bt = 0; bt < B * T; bt++) {
+        const float *e = table + (long)tokens[bt] * C;
+        const float *p = pe + (long)(pos0 + bt % T) * C;
+        float *y = out + (long)bt * C;
+        for (int c = 0; c < C; c++) y[c] = e[c] * scale + p[c];
+    }
+}
+
+void embedding_backward(float *dtable, const float *dout, const int *tokens, int B, int T, int C) {
+    float scale = sqrtf((float)C);
+    int n_blocks = (C + COL_BLOCK - 1) / COL_BLOCK;
+    // Several positions may hold the same token: threads own column blocks
+    // and walk all positions in order, so no two threads touch one float.
+    #pragma omp parallel for schedule(static)
+    for (int blk = 0; blk < n_blocks; blk++) {
+        int c0 = blk * COL_BLOCK, c1 = c0 + COL_BLOCK < C ? c0 + COL_BLOCK : C;
+        for (int bt = 0; bt < B * T; bt++) {
+            float *d = dtable + (long)tokens[bt] * C;
+            const float *dy = dout + (long)bt * C;
+            for (int c = c0; c < c1; c++) d[c] += scale * dy[c];
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Softmax
+
+void masked_softmax_forward(float *probs, const float *scores, const uint8_t *key_pad,
+                            int Tq, int Tk, int causal) {
+    for (int i = 0; i < Tq; i++) {
+        const float *s = scores + (long)i * Tk;
+        float *p = probs + (long)i * Tk;
+        int visible_end = causal ? i + (Tk - Tq) + 1 : Tk;  // keys [0, visible_end)
+        if (visible_end > Tk) visible_end = Tk;
+        float maxval = -INFINITY;
+        for (int j = 0; j < visible_end; j++)
+            if (!(key_pad && key_pad[j]) && s[j] > maxval) maxval = s[j];
+        if (maxval == -INFINITY) {  // no visible key
+            for (int j = 0; j < Tk; j++) p[j] = 0.0f;
+            continue;
+        }
+        float sum = 0.0f;
+        for (int j = 0; j < Tk; j++) {
+            int hidden = j >= visible_end || (key_pad && key_pad[j]);
+            p[j] = hidden ? 0.0f : expf(s[j] - maxval);
+            sum += p[j];
+        }
+        float inv = 1.0f / sum;
+        for (int j = 0; j < Tk; j++) p[j] *= inv;
+    }
+}
+
+void softmax_backward(float *dinp, const float *dprobs, const float *probs, int N, int L) {
+    for (int n = 0; n < N; n++) {
+        const float *p = probs + (long)n * L, *dp = dprobs + (long)n * L;
+        float *dx = dinp + (long)n * L;
+        float dot = 0.0f;
+        for (int j = 0; j < L; j++) dot += p[j] * dp[j];
+        for (int j = 0; j < L; j++) dx[j] += p[j] * (dp[j] - dot);
+    }
+}

@@ -1,0 +1,99 @@
+// Layer kernels of the Transformer, forward and backward side by side
+// (llm.c style: outputs first, then inputs, then sizes).
+//
+// Conventions, shared by every kernel here:
+// - Row-major float32; N is the number of rows (tokens, usually B*T).
+// - Backward kernels ACCUMULATE (+=) into every gradient they write (dinp,
+//   dweight, dbias), so that a tensor used twice (a residual stream, the
+//   encoder memory read by every decoder layer, a tied weight) sums its
+//   gradients naturally. Zero a gradient buffer before its first use.
+//   The exception is dropout_backward, which works in place (see there).
+// - Parallel loops are OpenMP `schedule(static)` over rows, or over column
+//   blocks for reductions over rows (dweight, dbias, embedding tables), so no
+//   two threads ever add into the same float and results are bit-identical
+//   from run to run for a given thread count.
+// - These kernels are public for incremental (cached) decoding, which runs
+//   them on one position at a time.
+#ifndef ATTN_KERNELS_H
+#define ATTN_KERNELS_H
+#include <stdint.h>
+#include "rng.h"
+
+#define LAYERNORM_EPS 1e-5f
+
+// ---------------------------------------------------------------------------
+// Linear: out (N, OC) = inp (N, IC) @ weight^T + bias, weight (OC, IC) as in
+// PyTorch, bias (OC) or NULL. Matrix products go through gemm().
+void linear_forward(float *out, const float *inp, const float *weight, const float *bias,
+                    int N, int IC, int OC);
+// dinp (N, IC) += dout @ weight; dweight (OC, IC) += dout^T @ inp;
+// dbias (OC) += column sums of dout. dinp or dbias may be NULL (skipped).
+void linear_backward(float *dinp, float *dweight, float *dbias,
+                     const float *dout, const float *inp, const float *weight,
+                     int N, int IC, int OC);
+
+// ---------------------------------------------------------------------------
+// LayerNorm over the last dimension C with eps 1e-5 (biased variance, as torch).
+// out, inp (N, C); weight, bias (C); mean, rstd (N) are kept for backward.
+void layernorm_forward(float *out, float *mean, float *rstd,
+                       const float *inp, const float *weight, const float *bias, int N, int C);
+void layernorm_backward(float *dinp, float *dweight, float *dbias,
+                        const float *dout, const float *inp, const float *weight,
+                        const float *mean, const float *rstd, int N, int C);
+
+// ---------------------------------------------------------------------------
+// Elementwise activations over n values. out may equal inp in forward.
+// ReLU's derivative at exactly 0 is 0 (as torch's threshold_backward).
+void relu_forward(float *out, const float *inp, long n);
+void relu_backward(float *dinp, const float *dout, const float *inp, long n);
+// GELU, the exact erf form: 0.5 x (1 + erf(x / sqrt 2)) (torch's default).
+void gelu_forward(float *out, const float *inp, long n);
+void gelu_backward(float *dinp, const float *dout, const float *inp, long n);
+
+// ---------------------------------------------------------------------------
+// Inverted dropout: out = inp * keep / (1 - p), keep ~ Bernoulli(1 - p).
+// keep (n) is stored for backward (1 keep, 0 drop). out may equal inp.
+// One 64-bit seed is drawn from `rng` per call; the values are split into
+// fixed chunks, each with its own stream derived from that seed and the chunk
+// index, so the mask does not depend on the thread count.
+// With p <= 0 or keep == NULL it is the identity (copies when out != inp).
+void dropout_forward(float *out, uint8_t *keep, const float *inp, long n, float p, Rng *rng);
+// In place: d (n) holds the gradient of the output and becomes that of the
+// input: d *= keep / (1 - p). No-op with p <= 0 or keep == NULL.
+void dropout_backward(float *d, const uint8_t *keep, long n, float p);
+
+// ---------------------------------------------------------------------------
+// Residual add: out = a + b over n values (out may alias a or b). Its
+// backward is two accumulations of dout, written inline by the callers.
+void residual_forward(float *out, const float *a, const float *b, long n);
+// y += x over n values (the accumulation every backward needs).
+void add_inplace(float *y, const float *x, long n);
+
+// ---------------------------------------------------------------------------
+// Token embedding scaled by sqrt(C) plus the sinusoidal positions:
+// out[b, t, :] = table[tokens[b, t], :] * sqrt(C) + pe[t, :]
+// out (B, T, C); tokens (B, T); table (V, C); pe (>= T, C), see model.h sinusoid().
+// `pos0` offsets the positions (pe row pos0 + t) for incremental decoding.
+void embedding_forward(float *out, const int *tokens, const float *table, const float *pe,
+                       int B, int T, int C, int pos0);
+// dtable[tokens[b, t], :] += sqrt(C) * dout[b, t, :]. Every token gets its
+// gradient, <pad> too (nn.Embedding without padding_idx); in a model its
+// padded rows receive zero gradient anyway because masks cut them off.
+void embedding_backward(float *dtable, const float *dout, const int *tokens, int B, int T, int C);
+
+// ---------------------------------------------------------------------------
+// Masked softmax of one attention score matrix (Tq, Tk), in place allowed.
+// Key j is hidden from every query when key_pad[j] != 0 (key_pad (Tk) or
+// NULL), and with `causal` query i sees only keys j <= i + (Tk - Tq) (the
+// queries are the last Tq of the Tk positions; Tq == Tk is the usual square
+// mask, Tq == 1 one decoding step). Hidden entries get probability 0. A row
+// with no visible key becomes all zeros (PyTorch would give NaN; such a query
+// has no defined output). Both softmax kernels are serial: attention.c runs
+// them inside its parallel loop over (batch, head).
+void masked_softmax_forward(float *probs, const float *scores, const uint8_t *key_pad,
+                            int Tq, int Tk, int causal);
+// Softmax backward over rows (N, L): dinp += probs * (dprobs - sum(probs * dprobs)).
+// Hidden entries have probability 0 and so get no gradient.
+void softmax_backward(float *dinp, const float *dprobs, const float *probs, int N, int L);
+
+#endif

@@ -1,0 +1,26 @@
+// Cross-entropy with label smoothing, fused with the softmax of the logits,
+// exactly as torch's F.cross_entropy(logits, target, ignore_index=0,
+// label_smoothing=e): a row whose target is <pad> (0) is ignored; for the
+// others, with p = softmax(z) over V classes,
+//     loss_row = (1 - e) * -log p[target] + (e / V) * sum_c -log p[c]
+// (the smoothing mass e/V goes to every class, <pad> included), and the
+// model's loss is the mean of loss_row over the non-pad rows.
+#ifndef ATTN_LOSS_H
+#define ATTN_LOSS_H
+
+// losses (N) gets loss_row (0 for pad rows); logits (N, V); targets (N).
+// Returns the sum of the row losses (accumulated in double, in row order,
+// so the result does not depend on the thread count). *n_valid counts the
+// non-pad rows and *n_correct those whose argmax (first maximum) is the
+// target; either pointer may be NULL.
+double crossentropy_forward(float *losses, const float *logits, const int *targets,
+                            int N, int V, float smoothing, long *n_valid, long *n_correct);
+
+// dlogits (N, V) = scale * (softmax(z) - q) with q = (1 - e) onehot(target)
+// + e / V, and 0 on pad rows; scale = 1 / n_valid gives the gradient of the
+// mean loss. Unlike the layer kernels this OVERWRITES dlogits: the loss is
+// where the gradient starts. dlogits may equal logits (in place).
+void crossentropy_backward(float *dlogits, const float *logits, const int *targets,
+                           int N, int V, float smoothing, float scale);
+
+#endif
