@@ -22,7 +22,7 @@ static int check_line(const char *path, int line_no, const char *s, size_t n) {
     return 0;
 }
 
-int text_lines_read(TextLines *tl, const char *path) {
+int data_lines_read(DataLines *tl, const char *path) {
     memset(tl, 0, sizeof *tl);
     char *text;
     size_t len;
@@ -51,7 +51,7 @@ int text_lines_read(TextLines *tl, const char *path) {
     return 0;
 }
 
-void text_lines_free(TextLines *tl) {
+void data_lines_free(DataLines *tl) {
     free(tl->lines);
     free(tl->text);
     memset(tl, 0, sizeof *tl);
@@ -83,15 +83,15 @@ void parallel_free(ParallelText *pt) {
 
 int parallel_read_tsv(ParallelText *pt, const char *path) {
     memset(pt, 0, sizeof *pt);
-    TextLines tl;
-    if (text_lines_read(&tl, path) != 0) return -1;
+    DataLines tl;
+    if (data_lines_read(&tl, path) != 0) return -1;
     for (int i = 0; i < tl.n; i++) {
         char *s = tl.lines[i];
         if (s[0] == '\0') { parallel_append(pt, "", "", i + 1); continue; }  // blank: an empty pair
         char *tab = strchr(s, '\t');
         int bad = !tab ? 1 : strchr(tab + 1, '\t') ? 2 : 0;
         if (bad) {
-            text_lines_free(&tl);
+            data_lines_free(&tl);
             parallel_free(pt);
             return attn_error(bad == 1 ? "%s:%d: no tab (expected src<TAB>tgt)"
                                        : "%s:%d: more than one tab (expected exactly one: src<TAB>tgt)", path, i + 1);
@@ -99,19 +99,19 @@ int parallel_read_tsv(ParallelText *pt, const char *path) {
         *tab = '\0';
         parallel_append(pt, s, tab + 1, i + 1);
     }
-    text_lines_free(&tl);
+    data_lines_free(&tl);
     return 0;
 }
 
 int parallel_read_files(ParallelText *pt, const char *src_path, const char *tgt_path) {
     memset(pt, 0, sizeof *pt);
-    TextLines src, tgt;
-    if (text_lines_read(&src, src_path) != 0) return -1;
-    if (text_lines_read(&tgt, tgt_path) != 0) { text_lines_free(&src); return -1; }
+    DataLines src, tgt;
+    if (data_lines_read(&src, src_path) != 0) return -1;
+    if (data_lines_read(&tgt, tgt_path) != 0) { data_lines_free(&src); return -1; }
     if (src.n != tgt.n) {
         int ns = src.n, nt = tgt.n;
-        text_lines_free(&src);
-        text_lines_free(&tgt);
+        data_lines_free(&src);
+        data_lines_free(&tgt);
         return attn_error("%s has %d lines but %s has %d: the files must be aligned line by line",
                           src_path, ns, tgt_path, nt);
     }
@@ -121,8 +121,8 @@ int parallel_read_files(ParallelText *pt, const char *src_path, const char *tgt_
         for (char *p = tgt.lines[i]; *p; p++) if (*p == '\t') *p = ' ';
         parallel_append(pt, src.lines[i], tgt.lines[i], i + 1);
     }
-    text_lines_free(&src);
-    text_lines_free(&tgt);
+    data_lines_free(&src);
+    data_lines_free(&tgt);
     return 0;
 }
 

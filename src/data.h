@@ -24,10 +24,10 @@ typedef struct {
     char **lines;   // (n) views into `text`
     int n;
     char *text;     // the file's bytes, line ends replaced by NULs
-} TextLines;
+} DataLines;
 
-int text_lines_read(TextLines *tl, const char *path);
-void text_lines_free(TextLines *tl);
+int data_lines_read(DataLines *tl, const char *path);
+void data_lines_free(DataLines *tl);
 
 // ----------------------------------------------------------------------------
 // Parallel text
