@@ -368,6 +368,88 @@ double diag_attention_entropy(const float *probs, long rows, int S) {
     return counted ? total / counted : NAN;
 }
 
+// Mean, std and max |x| over the rows (of width C) whose pad flag is 0.
+static void append_masked_stats(StrBuf *out, const char *name, const float *x, const uint8_t *pad, long rows, int C) {
+    double sum = 0, sumsq = 0, max_abs = 0;
+    long n = 0;
+    for (long r = 0; r < rows; r++) {
+        if (pad && pad[r]) continue;
+        for (int c = 0; c < C; c++) {
+            double v = x[r * C + c];
+            sum += v; sumsq += v * v;
+            if (fabs(v) > max_abs || isnan(v)) max_abs = fabs(v);
+        }
+        n += C;
+    }
+    double mean = n ? sum / n : NAN, var = n ? sumsq / n - mean * mean : NAN;
+    json_append_string(out, name);
+    sb_puts(out, ":{\"mean\":");
+    append_number(out, mean);
+    sb_puts(out, ",\"std\":");
+    append_number(out, n ? sqrt(var > 0 ? var : 0) : NAN);
+    sb_puts(out, ",\"max_abs\":");
+    append_number(out, max_abs);
+    sb_puts(out, "}");
+}
+
+// Mean entropy of probs (B, NH, Tq, Tk) over the rows of non-pad queries.
+static double masked_attention_entropy(const float *probs, const uint8_t *q_pad, int B, int NH, int Tq, int Tk) {
+    double total = 0;
+    long counted = 0;
+    for (int b = 0; b < B; b++)
+        for (int h = 0; h < NH; h++)
+            for (int i = 0; i < Tq; i++) {
+                if (q_pad && q_pad[b * Tq + i]) continue;
+                double e = diag_attention_entropy(probs + (((long)b * NH + h) * Tq + i) * Tk, 1, Tk);
+                if (isnan(e)) continue;
+                total += e;
+                counted++;
+            }
+    return counted ? total / counted : NAN;
+}
+
+void diag_model_activations_json(const Model *m, long step, StrBuf *out) {
+    const Activations *a = m->acts;
+    const ModelConfig *c = &m->config;
+    int B = a->B, S = a->S, T = a->T, C = c->d_model, NH = c->n_heads;
+    char name[64];
+    sb_printf(out, "{\"step\":%ld,\"event\":\"activation_stats\",\"sublayers\":{", step);
+    for (int l = 0; l < c->n_enc_layers; l++) {
+        const EncoderLayerActs *e = &a->enc[l];
+        snprintf(name, sizeof name, "encoder.layers.%d.self_attn", l);
+        if (l) sb_puts(out, ",");
+        append_masked_stats(out, name, e->self.out, a->src_pad, (long)B * S, C);
+        snprintf(name, sizeof name, "encoder.layers.%d.ffn", l);
+        sb_puts(out, ",");
+        append_masked_stats(out, name, e->ff2, a->src_pad, (long)B * S, C);
+        snprintf(name, sizeof name, "encoder.layers.%d.out", l);
+        sb_puts(out, ",");
+        append_masked_stats(out, name, c->norm_first ? e->res2 : e->ln2, a->src_pad, (long)B * S, C);
+    }
+    for (int l = 0; l < c->n_dec_layers; l++) {
+        const DecoderLayerActs *d = &a->dec[l];
+        const float *outs[4] = {d->self.out, d->cross.out, d->ff2, c->norm_first ? d->res3 : d->ln3};
+        const char *parts[4] = {"self_attn", "cross_attn", "ffn", "out"};
+        for (int k = 0; k < 4; k++) {
+            snprintf(name, sizeof name, "decoder.layers.%d.%s", l, parts[k]);
+            sb_puts(out, ",");
+            append_masked_stats(out, name, outs[k], a->tgt_pad, (long)B * T, C);
+        }
+    }
+    sb_puts(out, "},\"attention_entropy\":{");
+    for (int l = 0; l < c->n_enc_layers; l++) {
+        sb_printf(out, "%s\"encoder.layers.%d.self_attn\":", l ? "," : "", l);
+        append_number(out, masked_attention_entropy(a->enc[l].self.probs, a->src_pad, B, NH, S, S));
+    }
+    for (int l = 0; l < c->n_dec_layers; l++) {
+        sb_printf(out, ",\"decoder.layers.%d.self_attn\":", l);
+        append_number(out, masked_attention_entropy(a->dec[l].self.probs, a->tgt_pad, B, NH, T, T));
+        sb_printf(out, ",\"decoder.layers.%d.cross_attn\":", l);
+        append_number(out, masked_attention_entropy(a->dec[l].cross.probs, a->tgt_pad, B, NH, T, S));
+    }
+    sb_puts(out, "}}");
+}
+
 // ----------------------------------------------------------------------------
 // overfitting
 

@@ -129,6 +129,14 @@ void diag_activation_stats_json(const TensorView *acts, int n, StrBuf *out);
 // probabilities sum to less than 0.5 (fully masked) are left out.
 double diag_attention_entropy(const float *probs, long rows, int S);
 
+// Statistics of the last forward's activations (call after model_forward;
+// backward leaves them intact), over non-pad positions only: one JSON object
+// {"step":..,"event":"activation_stats","sublayers":{"encoder.layers.0.self_attn":
+// {"mean":..,"std":..,"max_abs":..}, ... ".ffn", ".out"; decoder also ".cross_attn"},
+// "attention_entropy":{"encoder.layers.0.self_attn":nats, ...}}. Sublayer
+// outputs are taken before the residual add (after residual dropout in training).
+void diag_model_activations_json(const Model *m, long step, StrBuf *out);
+
 // After each validation: the overfitting signal (res->overfitting, with a
 // DIAG_WARN message the first time it turns on) and res->evals_since_best.
 DiagAction diag_observe_eval(Diag *d, long step, double train_loss, double valid_loss, DiagResult *res);

@@ -352,6 +352,172 @@ static void test_save_batch(void) {
     unlink(path);
 }
 
+// ----------------------------------------------------------------------------
+// a real model: the same failures provoked through model_forward/backward
+
+typedef struct {
+    Model m;
+    int n_tensors;
+    TensorView *pv, *gv;
+    Batch b;
+    int src[3 * 5], tgt_in[3 * 4], tgt_out[3 * 4];
+} Real;
+
+static int real_create(Real *r) {
+    ModelConfig cfg;
+    model_config_default(&cfg);
+    cfg.src_vocab = cfg.tgt_vocab = 12;
+    cfg.d_model = 16; cfg.n_heads = 2; cfg.d_ff = 32; cfg.max_len = 16;
+    cfg.dropout_emb = cfg.dropout_residual = cfg.dropout_attn = cfg.dropout_ffn = 0;
+    if (model_create(&r->m, &cfg, 3, 5, 4)) return -1;
+    model_init_weights(&r->m, 1);
+    r->n_tensors = model_tensors(&r->m, 0, NULL, 0);
+    r->pv = malloc(sizeof(TensorView) * r->n_tensors);
+    r->gv = malloc(sizeof(TensorView) * r->n_tensors);
+    model_tensors(&r->m, 0, r->pv, r->n_tensors);
+    model_tensors(&r->m, 1, r->gv, r->n_tensors);
+    // copy-like data: target = source; the last sentence is padded
+    int src[15] = {4, 5, 6, 7, 3,  8, 9, 10, 11, 3,  5, 5, 3, 0, 0};
+    int tin[12] = {2, 4, 5, 6,  2, 8, 9, 10,  2, 5, 5, 0};
+    int tout[12] = {4, 5, 6, 3,  8, 9, 10, 3,  5, 5, 3, 0};
+    memcpy(r->src, src, sizeof src); memcpy(r->tgt_in, tin, sizeof tin); memcpy(r->tgt_out, tout, sizeof tout);
+    Batch b = {3, 5, 4, r->src, r->tgt_in, r->tgt_out};
+    r->b = b;
+    return 0;
+}
+
+static float real_step(Real *r) {
+    model_zero_grad(&r->m);
+    float loss = model_forward(&r->m, &r->b, 0.0f, 0, NULL);
+    model_backward(&r->m, &r->b);
+    return loss;
+}
+
+static void sgd(Real *r, float lr) {
+    for (long i = 0; i < r->m.n_params; i++) r->m.param_memory[i] -= lr * r->m.grad_memory[i];
+}
+
+static int find_tensor(const Real *r, const char *name) {
+    for (int i = 0; i < r->n_tensors; i++) if (!strcmp(r->gv[i].name, name)) return i;
+    return -1;
+}
+
+static void real_free(Real *r) { model_free(&r->m); free(r->pv); free(r->gv); }
+
+static void test_real_nan(void) {
+    Real r;
+    if (real_create(&r)) { CHECK(0, "tiny model created: %s", attn_last_error()); return; }
+    DiagConfig cfg; diag_config_default(&cfg);
+    Diag d; diag_init(&d, &cfg, r.pv, r.gv, r.n_tensors);
+    DiagResult res;
+    float loss = real_step(&r);
+    DiagAction a = diag_check_step(&d, 1, loss, &res);
+    double sq = 0;
+    for (long i = 0; i < r.m.n_params; i++) sq += (double)r.m.grad_memory[i] * r.m.grad_memory[i];
+    CHECK(a == DIAG_OK && fabs(res.grad_norm - sqrt(sq)) < 1e-9 * sqrt(sq) && sqrt(sq) > 0,
+          "real model: healthy step, grad norm over the whole buffer (%g)", res.grad_norm);
+    int t = find_tensor(&r, "transformer.decoder.layers.1.linear1.weight");
+    CHECK(t >= 0, "the model names its tensors like PyTorch");
+    if (t >= 0) {
+        real_step(&r);
+        r.gv[t].data[7] = NAN;
+        float *before = malloc(sizeof(float) * r.m.n_params);
+        memcpy(before, r.m.param_memory, sizeof(float) * r.m.n_params);
+        a = diag_check_step(&d, 2, loss, &res);
+        CHECK(a == DIAG_STOP && strstr(res.message, "transformer.decoder.layers.1.linear1.weight (layer 1) at element 7 (nan)"),
+              "real model: injected NaN named: %s", res.message);
+        CHECK(!memcmp(before, r.m.param_memory, sizeof(float) * r.m.n_params), "the check leaves the parameters untouched");
+        free(before);
+    }
+    diag_free(&d);
+    real_free(&r);
+}
+
+// A learning rate far too high: a few healthy SGD steps, then one huge step.
+static void test_real_huge_lr(void) {
+    Real r;
+    if (real_create(&r)) return;
+    DiagConfig cfg; diag_config_default(&cfg);
+    cfg.spike_action = DIAG_SKIP;
+    Diag d; diag_init(&d, &cfg, r.pv, r.gv, r.n_tensors);
+    DiagResult res;
+    DiagAction a = DIAG_OK;
+    int first_alarm = -1;
+    for (int step = 1; step <= 40; step++) {
+        float loss = real_step(&r);
+        a = diag_check_step(&d, step, loss, &res);
+        if (a != DIAG_OK) { first_alarm = step; break; }
+        sgd(&r, step == 30 ? 1e4f : 0.01f);   // step 30: 1e6 times the rate
+    }
+    CHECK(first_alarm == 31 && a >= DIAG_SKIP
+          && (strstr(res.message, "loss spike at step 31") || strstr(res.message, "non-finite") || strstr(res.message, "gradient explosion")),
+          "huge learning rate caught on the next step (step %d, %s): %s", first_alarm, diag_action_name(a), res.message);
+    diag_free(&d);
+    real_free(&r);
+}
+
+// A frozen layer: its gradients zeroed after every backward.
+static void test_real_frozen_layer(void) {
+    Real r;
+    if (real_create(&r)) return;
+    DiagConfig cfg; diag_config_default(&cfg);
+    cfg.vanish_patience = 10;
+    Diag d; diag_init(&d, &cfg, r.pv, r.gv, r.n_tensors);
+    DiagResult res;
+    int warned_at = -1;
+    for (int step = 1; step <= 12 && warned_at < 0; step++) {
+        float loss = real_step(&r);
+        for (int i = 0; i < r.n_tensors; i++)
+            if (strstr(r.gv[i].name, "encoder.layers.1.")) memset(r.gv[i].data, 0, sizeof(float) * r.gv[i].numel);
+        if (diag_check_step(&d, step, loss, &res) == DIAG_WARN) warned_at = step;
+        sgd(&r, 0.01f);
+    }
+    CHECK(warned_at == 10 && strstr(res.message, "vanishing gradients: encoder.layers.1 has gradient norm 0"),
+          "frozen encoder layer 1 warned at step %d: %s", warned_at, res.message);
+    diag_free(&d);
+    real_free(&r);
+}
+
+static void test_real_stats(void) {
+    Real r;
+    if (real_create(&r)) return;
+    DiagConfig cfg; diag_config_default(&cfg);
+    cfg.stats_every = 1;
+    Diag d; diag_init(&d, &cfg, r.pv, r.gv, r.n_tensors);
+    DiagResult res;
+    model_zero_grad(&r.m);
+    float loss = model_forward(&r.m, &r.b, 0.0f, 0, NULL);
+    StrBuf before = {0}, after = {0}, layers = {0};
+    diag_model_activations_json(&r.m, 1, &before);
+    model_backward(&r.m, &r.b);
+    diag_model_activations_json(&r.m, 1, &after);
+    CHECK(!strcmp(before.data, after.data), "backward leaves the activations the stats read");
+    JsonValue v;
+    int parsed = json_parse(after.data, after.len, &v) == 0;
+    CHECK(parsed, "activation stats are one JSON object");
+    if (parsed) {
+        const JsonValue *sub = json_get(&v, "sublayers"), *ent = json_get(&v, "attention_entropy");
+        const JsonValue *ffn = json_get(json_get(sub, "decoder.layers.1.ffn"), "std");
+        const JsonValue *out = json_get(json_get(sub, "encoder.layers.0.out"), "std");
+        const JsonValue *e0 = json_get(ent, "encoder.layers.0.self_attn"), *x1 = json_get(ent, "decoder.layers.1.cross_attn");
+        CHECK(sub && sub->n == 2 * 3 + 2 * 4 && ent && ent->n == 2 + 2 * 2, "3 sublayers per encoder layer, 4 per decoder layer, 6 entropies");
+        CHECK(ffn && ffn->type == JSON_NUMBER && ffn->number > 0, "decoder FFN output has a spread");
+        CHECK(out && fabs(out->number - 1) < 0.05, "post-LN layer output has std 1 (%g)", out ? out->number : -1);
+        CHECK(e0 && x1 && e0->number > 0 && e0->number <= log(5.0) + 1e-6 && x1->number > 0 && x1->number <= log(5.0) + 1e-6,
+              "entropies within [0, log S] (%g, %g)", e0 ? e0->number : -1, x1 ? x1->number : -1);
+        json_free(&v);
+    }
+    diag_check_step(&d, 1, loss, &res);
+    diag_snapshot_params(&d);
+    sgd(&r, 0.01f);
+    diag_layer_stats_json(&d, 1, &layers);
+    CHECK(strstr(layers.data, "\"decoder.layers.1\":{\"grad_norm\":") && strstr(layers.data, "\"update_ratio\":")
+          && strstr(layers.data, "\"generator\":"), "layer stats of the real model: %.100s", layers.data);
+    sb_free(&before); sb_free(&after); sb_free(&layers);
+    diag_free(&d);
+    real_free(&r);
+}
+
 int main(void) {
     test_group_names();
     test_actions();
@@ -366,5 +532,9 @@ int main(void) {
     test_overfit();
     test_overfit_message();
     test_save_batch();
+    test_real_nan();
+    test_real_huge_lr();
+    test_real_frozen_layer();
+    test_real_stats();
     TEST_EXIT();
 }
