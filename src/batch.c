@@ -72,8 +72,11 @@ struct BatchItem {
     int pair;
 };
 
+// Longest side first (a batch costs B * max(S, T)), then S, then T.
 static int cmp_item(const void *a, const void *b) {
     const struct BatchItem *x = a, *y = b;
+    int mx = x->S > x->T ? x->S : x->T, my = y->S > y->T ? y->S : y->T;
+    if (mx != my) return mx < my ? -1 : 1;
     if (x->S != y->S) return x->S < y->S ? -1 : 1;
     if (x->T != y->T) return x->T < y->T ? -1 : 1;
     return (x->pos > y->pos) - (x->pos < y->pos);

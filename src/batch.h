@@ -5,8 +5,8 @@
 // the bare tokens (no specials); the batcher adds them.
 //
 // Order: each epoch the kept pairs are shuffled from (seed, epoch), cut into
-// chunks of `chunk_size` pairs, each chunk sorted by length (like fairseq /
-// OpenNMT pooling) and cut into batches capped by a token budget and/or a
+// chunks of `chunk_size` pairs, each chunk sorted by length (the longer side
+// first, then source, then target; like OpenNMT's pooling) and cut into batches capped by a token budget and/or a
 // sentence count; then the batch order is shuffled too. A cursor (epoch,
 // position) names the next batch, so a checkpoint that saves it resumes into
 // exactly the batches an uninterrupted run would have seen.
@@ -93,8 +93,9 @@ void batch_alloc(Batch *b, int max_B, int max_S, int max_T);
 void batch_free(Batch *b);
 
 // Fills `out` with the batch at the cursor and advances it; after the last
-// batch of an epoch the next call plans and starts the next epoch. `out` must
-// have the capacity of batcher_capacity. Allocates nothing.
+// batch of an epoch the next call plans and starts the next epoch (so an epoch
+// has ended when cursor.position == batcher_epoch_batches()). `out` must have
+// the capacity of batcher_capacity. Allocates nothing.
 void batcher_next(Batcher *bt, Batch *out);
 // Moves the cursor (e.g. from a checkpoint) and plans its epoch. Fails when
 // position is beyond the epoch's batch count.
