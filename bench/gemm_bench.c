@@ -1,6 +1,6 @@
 // GEMM micro-benchmark and FMA peak of this machine.
 //
-//   bench/gemm_bench [--threads N] [--peak] [--path avx512|avx2] [--openblas]
+//   bench/gemm_bench [--threads N] [--peak] [--path avx512|avx2] [--openblas] [--only SUBSTRING]
 //
 // --peak prints the float32 FMA peak (GFLOP/s) of 1..N threads, measured with
 // a loop of independent AVX-512 (else AVX2) FMAs. Without it, times gemm()
@@ -133,17 +133,19 @@ static double time_shape(const Shape *s, CblasSgemm cblas, float *A, float *B, f
 
 int main(int argc, char **argv) {
     int nt = threads_machine_cores(), peak = 0, openblas = 0;
+    const char *only = NULL;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--threads") && i + 1 < argc) nt = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--peak")) peak = 1;
         else if (!strcmp(argv[i], "--openblas")) openblas = 1;
+        else if (!strcmp(argv[i], "--only") && i + 1 < argc) only = argv[++i];
         else if (!strcmp(argv[i], "--path") && i + 1 < argc) {
             const char *p = argv[++i];
             int path = !strcmp(p, "avx512") ? GEMM_PATH_AVX512 : !strcmp(p, "avx2") ? GEMM_PATH_AVX2
                      : !strcmp(p, "reference") ? GEMM_PATH_REFERENCE : -1;
             if (gemm_set_path(path) != 0) { fprintf(stderr, "gemm_bench: path %s not available\n", p); return 1; }
         } else {
-            fprintf(stderr, "usage: gemm_bench [--threads N] [--peak] [--path avx512|avx2|reference] [--openblas]\n");
+            fprintf(stderr, "usage: gemm_bench [--threads N] [--peak] [--path avx512|avx2|reference] [--openblas] [--only SUBSTRING]\n");
             return 2;
         }
     }
@@ -171,6 +173,7 @@ int main(int argc, char **argv) {
     printf("# %s, %d thread(s), path %s\n", cblas ? "openblas" : "attn gemm", nt, cblas ? "-" : gemm_path_name(gemm_get_path()));
     for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++) {
         const Shape *s = &shapes[i];
+        if (only && !strstr(s->what, only)) continue;
         printf("%-30s M=%-5d N=%-5d K=%-5d %7.1f GFLOP/s\n", s->what, s->M, s->N, s->K, time_shape(s, cblas, A, B, C));
         fflush(stdout);
     }

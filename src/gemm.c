@@ -159,24 +159,28 @@ static void pack_panel_columns(float *panel, const float *src, long ld, int n, i
 }
 
 // Packs rows [i0, i0+mc) and sum steps [p0, p0+kc) of op(A) into MR panels.
-static void pack_a_block(float *packed, int trans_a, const float *A, int lda,
-                         int i0, int mc, int p0, int kc, int mr) {
+static void pack_a_block(const GemmPathDesc *path, float *packed, int trans_a, const float *A, int lda,
+                         int i0, int mc, int p0, int kc) {
+    const int mr = path->mr;
+    GemmPack rows_packer = path->pack_rows ? path->pack_rows : pack_panel_rows;
+    GemmPack columns_packer = path->pack_columns ? path->pack_columns : pack_panel_columns;
     for (int ir = 0; ir < mc; ir += mr) {
         int rows = mc - ir < mr ? mc - ir : mr;
         float *panel = packed + (long)ir * kc;
-        if (trans_a) pack_panel_columns(panel, A + (long)p0 * lda + i0 + ir, lda, rows, kc, mr);
-        else pack_panel_rows(panel, A + (long)(i0 + ir) * lda + p0, lda, rows, kc, mr);
+        if (trans_a) columns_packer(panel, A + (long)p0 * lda + i0 + ir, lda, rows, kc, mr);
+        else rows_packer(panel, A + (long)(i0 + ir) * lda + p0, lda, rows, kc, mr);
     }
 }
 
 // Packs NR panel `q` (columns j0 + q*nr ...) of the block of op(B) at sum steps [p0, p0+kc).
-static void pack_b_panel(float *packed, int trans_b, const float *B, int ldb,
-                         int j0, int nc, int q, int p0, int kc, int nr) {
+static void pack_b_panel(const GemmPathDesc *path, float *packed, int trans_b, const float *B, int ldb,
+                         int j0, int nc, int q, int p0, int kc) {
+    const int nr = path->nr;
     int jr = q * nr;
     int cols = nc - jr < nr ? nc - jr : nr;
     float *panel = packed + (long)jr * kc;
-    if (trans_b) pack_panel_rows(panel, B + (long)(j0 + jr) * ldb + p0, ldb, cols, kc, nr);
-    else pack_panel_columns(panel, B + (long)p0 * ldb + j0 + jr, ldb, cols, kc, nr);
+    if (trans_b) (path->pack_rows ? path->pack_rows : pack_panel_rows)(panel, B + (long)(j0 + jr) * ldb + p0, ldb, cols, kc, nr);
+    else (path->pack_columns ? path->pack_columns : pack_panel_columns)(panel, B + (long)p0 * ldb + j0 + jr, ldb, cols, kc, nr);
 }
 
 // ---------------------------------------------------------------------------
@@ -232,13 +236,13 @@ static void gemm_thread(const GemmArgs *g, const GemmPathDesc *path, float *pack
             float beta = pc == 0 ? g->beta : 1.0f;  // later blocks add to the first
             // All threads pack the shared B block together, each a range of panels.
             for (int q = panels * tid / nt; q < panels * (tid + 1) / nt; q++)
-                pack_b_panel(packed_b, g->trans_b, g->B, g->ldb, jc, nc, q, pc, kc, nr);
+                pack_b_panel(path, packed_b, g->trans_b, g->B, g->ldb, jc, nc, q, pc, kc);
             if (nt > 1) {
 #pragma omp barrier
             }
             for (int ic = m0; ic < m1; ic += mc_max) {
                 int mc = m1 - ic < mc_max ? m1 - ic : mc_max;
-                pack_a_block(packed_a, g->trans_a, g->A, g->lda, ic, mc, pc, kc, mr);
+                pack_a_block(path, packed_a, g->trans_a, g->A, g->lda, ic, mc, pc, kc);
                 for (int q = q0; q < q1; q++) {
                     const float *b_panel = packed_b + (long)q * nr * kc;
                     int cols = nc - q * nr < nr ? nc - q * nr : nr;

@@ -8,6 +8,7 @@
 #if defined(__x86_64__)
 #include <immintrin.h>
 #include <math.h>
+#include <stddef.h>
 
 #define MR 6
 #define NR 16
@@ -64,7 +65,7 @@ static void kernel_6x16(int kc, const float *restrict a, const float *restrict b
     }
 }
 
-static const GemmPathDesc avx2_path = {"avx2", MR, NR, kernel_6x16};
+static const GemmPathDesc avx2_path = {"avx2", MR, NR, kernel_6x16, NULL, NULL};
 const GemmPathDesc *gemm_avx2_path(void) { return &avx2_path; }
 
 #else

@@ -58,7 +58,87 @@ static void kernel_12x32(int kc, const float *restrict a, const float *restrict 
     }
 }
 
-static const GemmPathDesc avx512_path = {"avx512", MR, NR, kernel_12x32};
+// ---------------------------------------------------------------------------
+// Packing (see gemm.c for the panel layout: panel[k * w + r], zero lanes
+// beyond n). Packing costs one pass over each operand block while the kernel
+// reuses it N/32 (A) or MC/12 (B) times, so with d_model = 128 a scalar
+// packer would eat a fifth of the time; these move 16 floats per instruction.
+
+// In-register transpose of 16 x 16 floats: r[i] lane j  ->  r[j] lane i.
+TARGET_AVX512
+__attribute__((always_inline)) static inline void transpose16(__m512 r[16]) {
+    __m512 t[16];
+#pragma GCC unroll 16
+    for (int i = 0; i < 16; i += 2) {
+        t[i] = _mm512_unpacklo_ps(r[i], r[i + 1]);
+        t[i + 1] = _mm512_unpackhi_ps(r[i], r[i + 1]);
+    }
+#pragma GCC unroll 16
+    for (int i = 0; i < 16; i += 4) {
+        r[i] = _mm512_castpd_ps(_mm512_unpacklo_pd(_mm512_castps_pd(t[i]), _mm512_castps_pd(t[i + 2])));
+        r[i + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(_mm512_castps_pd(t[i]), _mm512_castps_pd(t[i + 2])));
+        r[i + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(_mm512_castps_pd(t[i + 1]), _mm512_castps_pd(t[i + 3])));
+        r[i + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(_mm512_castps_pd(t[i + 1]), _mm512_castps_pd(t[i + 3])));
+    }
+    // Now 128-bit lane L of r[4q + s] holds rows 4q..4q+3 of column 4L + s;
+    // two rounds of 128-bit lane shuffles gather column c's four lanes.
+#pragma GCC unroll 16
+    for (int i = 0; i < 4; i++) {
+        t[i] = _mm512_shuffle_f32x4(r[i], r[i + 4], 0x88);       // lanes 0,2 of r[i] | 0,2 of r[i+4]
+        t[i + 4] = _mm512_shuffle_f32x4(r[i], r[i + 4], 0xDD);   // lanes 1,3 | 1,3
+        t[i + 8] = _mm512_shuffle_f32x4(r[i + 8], r[i + 12], 0x88);
+        t[i + 12] = _mm512_shuffle_f32x4(r[i + 8], r[i + 12], 0xDD);
+    }
+#pragma GCC unroll 16
+    for (int i = 0; i < 4; i++) {
+        r[i] = _mm512_shuffle_f32x4(t[i], t[i + 8], 0x88);
+        r[i + 8] = _mm512_shuffle_f32x4(t[i], t[i + 8], 0xDD);
+        r[i + 4] = _mm512_shuffle_f32x4(t[i + 4], t[i + 12], 0x88);
+        r[i + 12] = _mm512_shuffle_f32x4(t[i + 4], t[i + 12], 0xDD);
+    }
+}
+
+// panel[k * w + r] = src[r * ld + k] for r < n <= w (w = 12 or 32), k < kc.
+// Blocks of 16 rows x 16 steps are transposed in registers.
+TARGET_AVX512
+static void pack_rows(float *panel, const float *src, long ld, int n, int kc, int w) {
+    for (int r0 = 0; r0 < w; r0 += 16) {
+        int rows = n - r0 < 16 ? (n - r0 > 0 ? n - r0 : 0) : 16;
+        int lanes = w - r0 < 16 ? w - r0 : 16;        // 12 when w = 12
+        __mmask16 store_mask = tail_mask(lanes);
+        for (int k0 = 0; k0 < kc; k0 += 16) {
+            int steps = kc - k0 < 16 ? kc - k0 : 16;
+            __mmask16 load_mask = tail_mask(steps);
+            __m512 r[16];
+#pragma GCC unroll 16
+            for (int i = 0; i < 16; i++)
+                r[i] = i < rows ? _mm512_maskz_loadu_ps(load_mask, src + (r0 + i) * ld + k0) : _mm512_setzero_ps();
+            transpose16(r);
+            float *d = panel + (long)k0 * w + r0;
+#pragma GCC unroll 16
+            for (int i = 0; i < steps; i++) _mm512_mask_storeu_ps(d + (long)i * w, store_mask, r[i]);
+        }
+    }
+}
+
+// panel[k * w + r] = src[k * ld + r] for r < n <= w (w = 12 or 32), k < kc.
+TARGET_AVX512
+static void pack_columns(float *panel, const float *src, long ld, int n, int kc, int w) {
+    if (w == 12) {
+        __mmask16 load_mask = tail_mask(n), store_mask = tail_mask(12);
+        for (int k = 0; k < kc; k++)
+            _mm512_mask_storeu_ps(panel + k * 12, store_mask, _mm512_maskz_loadu_ps(load_mask, src + k * ld));
+        return;
+    }
+    __mmask16 mask0 = tail_mask(n), mask1 = tail_mask(n - 16);
+    for (int k = 0; k < kc; k++) {
+        const float *s = src + k * ld;
+        _mm512_storeu_ps(panel + k * 32, _mm512_maskz_loadu_ps(mask0, s));
+        _mm512_storeu_ps(panel + k * 32 + 16, _mm512_maskz_loadu_ps(mask1, s + 16));
+    }
+}
+
+static const GemmPathDesc avx512_path = {"avx512", MR, NR, kernel_12x32, pack_rows, pack_columns};
 const GemmPathDesc *gemm_avx512_path(void) { return &avx512_path; }
 
 #else

@@ -14,10 +14,17 @@
 typedef void (*GemmKernel)(int kc, const float *a, const float *b, float *c, long ldc,
                            int m, int n, float alpha, float beta);
 
+// Packers fill a panel of width w (mr for A, nr for B): panel[k * w + r] for
+// k < kc, r < w, lanes r >= n zero. "rows": source vector r is contiguous
+// along k, src[r * ld + k] (A not transposed, B transposed). "columns": the
+// values of one k are contiguous, src[k * ld + r] (A transposed, B not).
+typedef void (*GemmPack)(float *panel, const float *src, long ld, int n, int kc, int w);
+
 typedef struct {
     const char *name;
     int mr, nr;          // register tile
     GemmKernel kernel;
+    GemmPack pack_rows, pack_columns;   // NULL: gemm.c's portable packers
 } GemmPathDesc;
 
 // Each returns NULL when the instruction set is not compiled in.
