@@ -1,0 +1,295 @@
+// Golden tests: the model against PyTorch (tools/reference.py fixtures).
+// Each fixture holds a small random model, a padded batch, PyTorch's logits,
+// label-smoothed loss and every parameter gradient. We load the weights, run
+// forward and backward, and compare tensor by tensor (norm-wise relative
+// difference): logits and loss within 1e-5, gradients within 1e-4.
+// Also: the model's own invariants (layout, tensor names, decoding cache).
+#include <stdlib.h>
+#include <string.h>
+#include "common.h"
+#include "config.h"
+#include "model.h"
+#include "safetensors.h"
+#include "test.h"
+
+#define LOGIT_TOL 1e-5
+#define GRAD_TOL 1e-4
+
+static const char *fixture_cases[] = {
+    "postln_relu_untied", "preln_gelu_tied", "postln_gelu_shared_tied", "preln_relu_shared",
+};
+
+static const char *fixture_dir(void) {
+    const char *dir = getenv("ATTN_FIXTURES");
+    return dir ? dir : "tests/fixtures";
+}
+
+// Token ids are stored as float32 in the fixture (exact for small ints).
+static int *tokens_from(const StTensor *t) {
+    int *ids = malloc_check((size_t)t->numel * sizeof(int));
+    for (long i = 0; i < t->numel; i++) ids[i] = (int)t->data[i];
+    return ids;
+}
+
+// Copies every parameter of the fixture into the model; fails on a missing
+// name or a shape mismatch.
+static int load_params(Model *m, const SafeTensors *st, const char *path) {
+    int n = model_tensors(m, 0, NULL, 0);
+    TensorView *views = malloc_check((size_t)n * sizeof *views);
+    model_tensors(m, 0, views, n);
+    int rc = 0;
+    for (int i = 0; i < n && rc == 0; i++) {
+        const StTensor *t = st_find(st, views[i].name);
+        if (!t) rc = attn_error("%s: no tensor %s", path, views[i].name);
+        else if (t->numel != views[i].numel) rc = attn_error("%s: %s has %ld values, model %ld", path, views[i].name, t->numel, views[i].numel);
+        else memcpy(views[i].data, t->data, (size_t)t->numel * sizeof(float));
+    }
+    // Every fixture tensor that is not batch/output/gradient must be a model tensor.
+    int n_fixture_params = 0;
+    for (int i = 0; i < st->n_tensors; i++) {
+        const char *name = st->tensors[i].name;
+        if (strncmp(name, "batch.", 6) && strncmp(name, "out.", 4) && strncmp(name, "grad.", 5)) n_fixture_params++;
+    }
+    if (rc == 0 && n_fixture_params != n)
+        rc = attn_error("%s: %d parameter tensors, model has %d", path, n_fixture_params, n);
+    free(views);
+    return rc;
+}
+
+static void compare_gradients(const Model *m, const SafeTensors *st, const char *name) {
+    int n = model_tensors(m, 1, NULL, 0);
+    TensorView *views = malloc_check((size_t)n * sizeof *views);
+    model_tensors(m, 1, views, n);
+    double worst = 0;
+    for (int i = 0; i < n; i++) {
+        char key[128];
+        snprintf(key, sizeof key, "grad.%s", views[i].name);
+        const StTensor *t = st_find(st, key);
+        if (!t || t->numel != views[i].numel) { CHECK(0, "%s: gradient %s present", name, views[i].name); continue; }
+        double max_abs, rel = rel_diff(views[i].data, t->data, t->numel, &max_abs);
+        printf("INFO %s grad %-55s max_abs %.2e rel %.2e\n", name, views[i].name, max_abs, rel);
+        CHECK(rel <= GRAD_TOL, "%s: gradient %s within %.0e (rel %.2e)", name, views[i].name, GRAD_TOL, rel);
+        if (rel > worst) worst = rel;
+    }
+    printf("INFO %s worst gradient rel %.2e\n", name, worst);
+    // The comparison must be able to fail: a single perturbed gradient value
+    // (the largest of the first tensor, off by 1%) is caught.
+    const StTensor *t = st_find(st, "grad.src_embed.weight");
+    if (t) {
+        float *copy = malloc_check((size_t)t->numel * sizeof(float));
+        memcpy(copy, views[0].data, (size_t)t->numel * sizeof(float));
+        long big = 0;
+        for (long j = 0; j < t->numel; j++) if (fabsf(copy[j]) > fabsf(copy[big])) big = j;
+        copy[big] *= 1.01f;
+        double rel = rel_diff(copy, t->data, t->numel, NULL);
+        CHECK(rel > GRAD_TOL, "%s: a 1%% error in one gradient value is caught (rel %.2e)", name, rel);
+        free(copy);
+    }
+    free(views);
+}
+
+static void golden_case(const char *name) {
+    char path[512];
+    snprintf(path, sizeof path, "%s/%s.safetensors", fixture_dir(), name);
+    SafeTensors st;
+    if (st_load(path, &st)) { CHECK(0, "%s: load fixture: %s", name, attn_last_error()); return; }
+    ModelConfig cfg;
+    const char *text = st_meta(&st, "model_config"), *smooth_text = st_meta(&st, "label_smoothing");
+    const StTensor *src_t = st_find(&st, "batch.src"), *in_t = st_find(&st, "batch.tgt_in"),
+                   *out_t = st_find(&st, "batch.tgt_out"), *logits_t = st_find(&st, "out.logits"),
+                   *loss_t = st_find(&st, "out.loss");
+    int ok = text && smooth_text && src_t && in_t && out_t && logits_t && loss_t && src_t->ndim == 2 && in_t->ndim == 2;
+    CHECK(ok, "%s: fixture has config, batch and outputs", name);
+    if (!ok) { st_free(&st); return; }
+    int rc = model_config_from_string(&cfg, text, path);
+    CHECK(rc == 0, "%s: config parses (%s)", name, rc ? attn_last_error() : "ok");
+    if (rc) { st_free(&st); return; }
+    Batch b = {(int)src_t->shape[0], (int)src_t->shape[1], (int)in_t->shape[1],
+               tokens_from(src_t), tokens_from(in_t), tokens_from(out_t)};
+    Model m;
+    rc = model_create(&m, &cfg, b.B, b.S, b.T);
+    if (rc == 0) rc = load_params(&m, &st, path);
+    CHECK(rc == 0, "%s: model created and loaded (%s)", name, rc ? attn_last_error() : "ok");
+    if (rc == 0) {
+        Rng rng;
+        rng_seed(&rng, 1);
+        float loss = model_forward(&m, &b, (float)atof(smooth_text), 1, &rng);
+        double max_abs, rel = rel_diff(m.logits, logits_t->data, logits_t->numel, &max_abs);
+        printf("INFO %s logits max_abs %.2e rel %.2e\n", name, max_abs, rel);
+        CHECK(rel <= LOGIT_TOL, "%s: logits within %.0e (rel %.2e)", name, LOGIT_TOL, rel);
+        double loss_rel = fabs(loss - loss_t->data[0]) / fabs(loss_t->data[0]);
+        printf("INFO %s loss %.7f torch %.7f rel %.2e\n", name, loss, loss_t->data[0], loss_rel);
+        CHECK(loss_rel <= LOGIT_TOL, "%s: loss within %.0e (rel %.2e)", name, LOGIT_TOL, loss_rel);
+        model_zero_grad(&m);
+        model_backward(&m, &b);
+        compare_gradients(&m, &st, name);
+        model_free(&m);
+    }
+    free(b.src); free(b.tgt_in); free(b.tgt_out);
+    st_free(&st);
+}
+
+// ---------------------------------------------------------------------------
+// Invariants that need no fixture
+
+static void small_config(ModelConfig *cfg) {
+    model_config_default(cfg);
+    cfg->src_vocab = 11; cfg->tgt_vocab = 13;
+    cfg->d_model = 8; cfg->n_heads = 2; cfg->d_ff = 12;
+    cfg->n_enc_layers = 2; cfg->n_dec_layers = 2;
+    cfg->max_len = 16;
+}
+
+static void test_layout(void) {
+    ModelConfig cfg;
+    small_config(&cfg);
+    for (int tie = 0; tie < 2; tie++) {
+        for (int share = 0; share < 2; share++) {
+            cfg.tie_generator = tie; cfg.share_embeddings = share;
+            cfg.tgt_vocab = share ? cfg.src_vocab : 13;
+            Model m;
+            if (model_create(&m, &cfg, 2, 5, 4)) { CHECK(0, "create: %s", attn_last_error()); continue; }
+            int n = model_tensors(&m, 0, NULL, 0);
+            TensorView *v = malloc_check((size_t)n * sizeof *v);
+            model_tensors(&m, 0, v, n);
+            long total = 0;
+            int contiguous_cover = 1;
+            for (int i = 0; i < n; i++) {
+                total += v[i].numel;
+                if (v[i].data < m.param_memory || v[i].data + v[i].numel > m.param_memory + m.n_params) contiguous_cover = 0;
+            }
+            int expect = 2 - share + 12 * 2 + 2 + 18 * 2 + 2 + 2 - tie;  // 12 per encoder layer, 18 per decoder layer
+            CHECK(n == expect, "tie %d share %d: %d named tensors (expect %d)", tie, share, n, expect);
+            CHECK(total == m.n_params && contiguous_cover, "tie %d share %d: tensors cover the %ld parameters once", tie, share, m.n_params);
+            CHECK((m.params.gen_w == m.params.tgt_embed) == tie && (m.params.tgt_embed == m.params.src_embed) == share,
+                  "tie %d share %d: tied tensors alias", tie, share);
+            CHECK(!strcmp(v[n - 1].name, "generator.bias") && !strcmp(v[0].name, "src_embed.weight"),
+                  "tie %d share %d: first and last names", tie, share);
+            free(v);
+            model_free(&m);
+        }
+    }
+    Model m;
+    cfg.share_embeddings = 1; cfg.tgt_vocab = 12;
+    CHECK(model_create(&m, &cfg, 1, 1, 1) != 0, "shared embeddings with unequal vocabularies rejected");
+    small_config(&cfg);
+    cfg.n_heads = 3;
+    CHECK(model_create(&m, &cfg, 1, 1, 1) != 0, "d_model not a multiple of n_heads rejected");
+    small_config(&cfg);
+    CHECK(model_create(&m, &cfg, 1, 17, 1) != 0, "sequence capacity over max_len rejected");
+}
+
+static void fill_batch(Batch *b, int *src, int *tin, int *tout, int B, int S, int T) {
+    static const int src_len[] = {5, 2, 4}, tgt_len[] = {4, 3, 1};
+    for (int i = 0; i < B; i++) {
+        for (int s = 0; s < S; s++) src[i * S + s] = s < src_len[i] ? 4 + (i * 7 + s * 3) % 7 : PAD_ID;
+        for (int t = 0; t < T; t++) tin[i * T + t] = t == 0 ? BOS_ID : t < tgt_len[i] ? 4 + (i + t * 5) % 9 : PAD_ID;
+        for (int t = 0; t < T; t++)
+            tout[i * T + t] = t < tgt_len[i] - 1 ? tin[i * T + t + 1] : t == tgt_len[i] - 1 ? EOS_ID : PAD_ID;
+    }
+    *b = (Batch){B, S, T, src, tin, tout};
+}
+
+// Cached decoding gives the logits of the full forward, for both LN modes.
+static void test_decode_matches_forward(void) {
+    for (int norm_first = 0; norm_first < 2; norm_first++) {
+        ModelConfig cfg;
+        small_config(&cfg);
+        cfg.norm_first = norm_first;
+        cfg.activation = norm_first ? ACT_GELU : ACT_RELU;
+        Model m;
+        DecodeState ds;
+        if (model_create(&m, &cfg, 3, 5, 4) || decode_state_create(&ds, &m, 3, 5, 4)) {
+            CHECK(0, "create: %s", attn_last_error()); return;
+        }
+        model_init_weights(&m, 7);
+        int src[15], tin[12], tout[12];
+        Batch b;
+        fill_batch(&b, src, tin, tout, 3, 5, 4);
+        model_forward(&m, &b, 0.0f, 0, NULL);
+        CHECK(decode_begin(&m, &ds, m.acts->memory, m.acts->src_pad, 3, 5) == 0, "decode_begin");
+        double max_diff = 0;
+        for (int t = 0; t < 4; t++) {
+            int tokens[3] = {tin[t], tin[4 + t], tin[8 + t]};
+            decode_step(&m, &ds, tokens, t);
+            for (int i = 0; i < 3; i++) {
+                if (tin[i * 4 + t] == PAD_ID) continue;
+                for (int v = 0; v < cfg.tgt_vocab; v++) {
+                    double d = fabs(ds.logits[i * cfg.tgt_vocab + v] - m.logits[(i * 4 + t) * cfg.tgt_vocab + v]);
+                    if (d > max_diff) max_diff = d;
+                }
+            }
+        }
+        CHECK(max_diff < 1e-5, "norm_first %d: cached decoding equals the forward (max diff %.2e)", norm_first, max_diff);
+        // Reordering: after two steps, hypotheses 0 and 2 swap (from = {2, 1, 0});
+        // the new hypothesis 2 continues the old hypothesis 0 (length 4), so its
+        // third step must give the forward's logits of sentence 0 at t = 2.
+        decode_begin(&m, &ds, m.acts->memory, m.acts->src_pad, 3, 5);
+        for (int t = 0; t < 2; t++) {
+            int tokens[3] = {tin[t], tin[4 + t], tin[8 + t]};
+            decode_step(&m, &ds, tokens, t);
+        }
+        int from[3] = {2, 1, 0};
+        decode_reorder(&ds, &m, from, 2);
+        int tokens[3] = {tin[8 + 2], tin[4 + 2], tin[2]};
+        decode_step(&m, &ds, tokens, 2);
+        double d0 = 0;
+        for (int v = 0; v < cfg.tgt_vocab; v++) {
+            double e = fabs(ds.logits[2 * cfg.tgt_vocab + v] - m.logits[(0 * 4 + 2) * cfg.tgt_vocab + v]);
+            if (e > d0) d0 = e;
+        }
+        CHECK(d0 < 1e-5, "norm_first %d: reordered hypothesis continues its source (diff %.2e)", norm_first, d0);
+        decode_state_free(&ds);
+        model_free(&m);
+    }
+}
+
+// Bad input is an error, not a crash.
+static void test_bad_batch(void) {
+    ModelConfig cfg;
+    small_config(&cfg);
+    Model m;
+    if (model_create(&m, &cfg, 2, 5, 4)) { CHECK(0, "create: %s", attn_last_error()); return; }
+    int src[15], tin[12], tout[12];
+    Batch b;
+    fill_batch(&b, src, tin, tout, 2, 5, 4);
+    b.B = 3;
+    CHECK(isnan(model_forward(&m, &b, 0.0f, 0, NULL)), "batch over capacity gives NAN and an error: %s", attn_last_error());
+    b.B = 2;
+    src[1] = cfg.src_vocab;
+    CHECK(isnan(model_forward(&m, &b, 0.0f, 0, NULL)), "token id out of range gives an error: %s", attn_last_error());
+    src[1] = 4;
+    CHECK(!isnan(model_forward(&m, &b, 0.0f, 0, NULL)), "valid batch runs");
+    model_free(&m);
+}
+
+// Same seed, same everything: two runs with dropout are bit-identical, and
+// different seeds differ.
+static void test_dropout_determinism(void) {
+    ModelConfig cfg;
+    small_config(&cfg);
+    Model m;
+    if (model_create(&m, &cfg, 3, 5, 4)) { CHECK(0, "create: %s", attn_last_error()); return; }
+    model_init_weights(&m, 3);
+    int src[15], tin[12], tout[12];
+    Batch b;
+    fill_batch(&b, src, tin, tout, 3, 5, 4);
+    Rng r1, r2, r3;
+    rng_seed(&r1, 42); rng_seed(&r2, 42); rng_seed(&r3, 43);
+    float l1 = model_forward(&m, &b, 0.1f, 1, &r1);
+    float l2 = model_forward(&m, &b, 0.1f, 1, &r2);
+    float l3 = model_forward(&m, &b, 0.1f, 1, &r3);
+    float le = model_forward(&m, &b, 0.1f, 0, NULL);
+    CHECK(l1 == l2, "dropout: same seed, same loss (%.7f)", l1);
+    CHECK(l1 != l3 && l1 != le, "dropout: another seed or eval mode changes the loss (%.5f %.5f %.5f)", l1, l3, le);
+    model_free(&m);
+}
+
+int main(void) {
+    for (size_t i = 0; i < sizeof fixture_cases / sizeof fixture_cases[0]; i++) golden_case(fixture_cases[i]);
+    test_layout();
+    test_decode_matches_forward();
+    test_bad_batch();
+    test_dropout_determinism();
+    TEST_EXIT();
+}
