@@ -23,5 +23,6 @@ int cmd_version(int argc, char **argv);
 int cmd_tokenizer(int argc, char **argv);  // cli_tokenizer.c
 int cmd_bleu(int argc, char **argv);   // cli_bleu.c
 int cmd_chrf(int argc, char **argv);   // cli_bleu.c
+int cmd_prepare(int argc, char **argv);  // cli_prepare.c
 
 #endif
