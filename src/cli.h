@@ -24,5 +24,6 @@ int cmd_tokenizer(int argc, char **argv);  // cli_tokenizer.c
 int cmd_bleu(int argc, char **argv);   // cli_bleu.c
 int cmd_chrf(int argc, char **argv);   // cli_bleu.c
 int cmd_prepare(int argc, char **argv);  // cli_prepare.c
+int cmd_tune(int argc, char **argv);     // cli_tune.c
 
 #endif

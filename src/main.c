@@ -12,6 +12,7 @@ static const Command commands[] = {
     {"prepare", cmd_prepare, "clean parallel text and split it into train/valid/test TSVs"},
     {"bleu", cmd_bleu, "corpus BLEU of hypotheses (stdin) against --ref files, as sacreBLEU"},
     {"chrf", cmd_chrf, "corpus chrF of hypotheses (stdin) against --ref files, as sacreBLEU"},
+    {"tune", cmd_tune, "hyperparameter search (grid, random, successive halving, ASHA) over attn train runs"},
 };
 static const int n_commands = sizeof commands / sizeof commands[0];
 

@@ -472,7 +472,12 @@ int tune_state_load(Tune *t, const char *path, const char *signature) {
     size_t len;
     if (read_file(path, &text, &len)) return -1;
     JsonValue v;
-    if (json_parse(text, len, &v)) { free(text); return attn_error("%s: %s", path, attn_last_error()); }
+    if (json_parse(text, len, &v)) {
+        char why[256];
+        snprintf(why, sizeof why, "%s", attn_last_error());  // attn_error writes into that buffer
+        free(text);
+        return attn_error("%s: %s", path, why);
+    }
     free(text);
     char expect[32];
     snprintf(expect, sizeof expect, "%016llx", (unsigned long long)settings_hash(t, signature));
