@@ -255,12 +255,20 @@ def main(argv):
     for row in pairs:
         c = row[0][:2]
         parts["valid" if c in valid_ch else "test" if c in test_ch else "train"].append(row)
+    # Refrains repeat verbatim across chapters: a held-out verse that is also a
+    # training pair would be a free point for a model that memorizes.
+    seen = {(spa, eng) for _, spa, eng in parts["train"]}
+    for name in ("valid", "test"):
+        rows = [r for r in parts[name] if (r[1], r[2]) not in seen]
+        drop(f"{name} verse identical to a training pair", len(parts[name]) - len(rows))
+        parts[name] = rows
     for name, rows in parts.items():
         write_tsv(f"{out_dir}/{name}.tsv.tmp", rows)
 
     lines = [f"English verses (WEB, chapters >= 1, verses >= 1): {sum(len(v) for v in chapters.values())}"]
     lines += [f"dropped {n}: {rule}" for rule, n in sorted(stats.items())]
-    lines.append(f"kept pairs: {len(pairs)} (train {len(parts['train'])}, valid {len(parts['valid'])} "
+    kept = sum(len(rows) for rows in parts.values())
+    lines.append(f"kept pairs: {kept} (train {len(parts['train'])}, valid {len(parts['valid'])} "
                  f"in {len(valid_ch)} chapters, test {len(parts['test'])} in {len(test_ch)} chapters)")
     with open(f"{out_dir}/stats.txt", "w", encoding="utf-8") as f:
         f.write("\n".join(lines) + "\n")
