@@ -6,6 +6,10 @@
 #include "gemm.h"
 #include "kernels.h"
 
+// Below this many multiply-adds per loop the (batch, head) loop runs on one
+// thread: waking the team would cost more than the work.
+#define ATTN_PARALLEL_MIN_WORK 32768L
+
 // ---------------------------------------------------------------------------
 // Scaled dot-product attention
 
@@ -15,8 +19,9 @@ void attention_forward(float *out, float *probs, float *probs_drop, uint8_t *dro
     int B = d->B, Tq = d->Tq, Tk = d->Tk, C = d->C, NH = d->NH, HS = C / NH;
     float scale = 1.0f / sqrtf((float)HS);
     long att_size = (long)Tq * Tk;
+    long work = (long)B * NH * att_size * HS;
     // Scores and softmax: one (batch, head) per iteration, all disjoint.
-    #pragma omp parallel for schedule(static)
+    #pragma omp parallel for schedule(static) if (work >= ATTN_PARALLEL_MIN_WORK)
     for (int bh = 0; bh < B * NH; bh++) {
         int b = bh / NH, h = bh % NH;
         const float *qh = q + (long)b * Tq * d->ldq + h * HS;
@@ -31,7 +36,7 @@ void attention_forward(float *out, float *probs, float *probs_drop, uint8_t *dro
         p_used = probs_drop;
     }
     // Weighted sum of values, written into the head's columns of out.
-    #pragma omp parallel for schedule(static)
+    #pragma omp parallel for schedule(static) if (work >= ATTN_PARALLEL_MIN_WORK)
     for (int bh = 0; bh < B * NH; bh++) {
         int b = bh / NH, h = bh % NH;
         const float *vh = v + (long)b * d->kv_rows * d->ldkv + h * HS;
@@ -47,10 +52,11 @@ void attention_backward(float *dq, float *dk, float *dv, float *dprobs,
     int B = d->B, Tq = d->Tq, Tk = d->Tk, C = d->C, NH = d->NH, HS = C / NH;
     float scale = 1.0f / sqrtf((float)HS);
     long att_size = (long)Tq * Tk;
+    long work = (long)B * NH * att_size * HS;
     int dropped = drop_keep && p_drop > 0.0f;
     const float *p_used = dropped ? probs_drop : probs;
     // dprobs = dout V^T, dV += P_used^T dout.
-    #pragma omp parallel for schedule(static)
+    #pragma omp parallel for schedule(static) if (work >= ATTN_PARALLEL_MIN_WORK)
     for (int bh = 0; bh < B * NH; bh++) {
         int b = bh / NH, h = bh % NH;
         long kv_off = (long)b * d->kv_rows * d->ldkv + h * HS;
@@ -61,7 +67,7 @@ void attention_backward(float *dq, float *dk, float *dv, float *dprobs,
     if (dropped) dropout_backward(dprobs, drop_keep, B * NH * att_size, p_drop);
     // Softmax backward in place, row by row: dS = P * (dP - <P, dP>). Hidden
     // keys have P = 0 and get no gradient.
-    #pragma omp parallel for schedule(static)
+    #pragma omp parallel for schedule(static) if (work >= ATTN_PARALLEL_MIN_WORK)
     for (int bh = 0; bh < B * NH; bh++) {
         for (int i = 0; i < Tq; i++) {
             const float *p = probs + bh * att_size + (long)i * Tk;
@@ -72,7 +78,7 @@ void attention_backward(float *dq, float *dk, float *dv, float *dprobs,
         }
     }
     // dQ += scale dS K, dK += scale dS^T Q.
-    #pragma omp parallel for schedule(static)
+    #pragma omp parallel for schedule(static) if (work >= ATTN_PARALLEL_MIN_WORK)
     for (int bh = 0; bh < B * NH; bh++) {
         int b = bh / NH, h = bh % NH;
         long q_off = (long)b * Tq * d->ldq + h * HS;

@@ -10,10 +10,14 @@
 // sums run in row order whatever the thread count.
 #define COL_BLOCK 64
 
+// Below this many values a loop runs on one thread: waking the team costs
+// more than the work (and much more when the cores are shared).
+#define PARALLEL_MIN_WORK 16384L
+
 // Sums the rows of x (N, C) into y (C), y += sum_n x[n, :].
 static void column_sums_accumulate(float *y, const float *x, int N, int C) {
     int n_blocks = (C + COL_BLOCK - 1) / COL_BLOCK;
-    #pragma omp parallel for schedule(static)
+    #pragma omp parallel for schedule(static) if ((long)N * C >= PARALLEL_MIN_WORK)
     for (int blk = 0; blk < n_blocks; blk++) {
         int c0 = blk * COL_BLOCK, c1 = c0 + COL_BLOCK < C ? c0 + COL_BLOCK : C;
         float acc[COL_BLOCK] = {0};
@@ -32,7 +36,7 @@ void linear_forward(float *out, const float *inp, const float *weight, const flo
                     int N, int IC, int OC) {
     gemm(0, 1, N, OC, IC, 1.0f, inp, IC, weight, IC, 0.0f, out, OC);
     if (!bias) return;
-    #pragma omp parallel for schedule(static)
+    #pragma omp parallel for schedule(static) if ((long)N * OC >= PARALLEL_MIN_WORK)
     for (int n = 0; n < N; n++) {
         float *row = out + (long)n * OC;
         for (int o = 0; o < OC; o++) row[o] += bias[o];
@@ -52,7 +56,7 @@ void linear_backward(float *dinp, float *dweight, float *dbias,
 
 void layernorm_forward(float *out, float *mean, float *rstd,
                        const float *inp, const float *weight, const float *bias, int N, int C) {
-    #pragma omp parallel for schedule(static)
+    #pragma omp parallel for schedule(static) if ((long)N * C >= PARALLEL_MIN_WORK)
     for (int n = 0; n < N; n++) {
         const float *x = inp + (long)n * C;
         float *y = out + (long)n * C;
@@ -75,7 +79,7 @@ void layernorm_backward(float *dinp, float *dweight, float *dbias,
                         const float *dout, const float *inp, const float *weight,
                         const float *mean, const float *rstd, int N, int C) {
     // dinp: rows are independent.
-    #pragma omp parallel for schedule(static)
+    #pragma omp parallel for schedule(static) if ((long)N * C >= PARALLEL_MIN_WORK)
     for (int n = 0; n < N; n++) {
         const float *dy = dout + (long)n * C, *x = inp + (long)n * C;
         float *dx = dinp + (long)n * C;
@@ -97,7 +101,7 @@ void layernorm_backward(float *dinp, float *dweight, float *dbias,
     }
     // dweight, dbias: sums over rows, by column blocks.
     int n_blocks = (C + COL_BLOCK - 1) / COL_BLOCK;
-    #pragma omp parallel for schedule(static)
+    #pragma omp parallel for schedule(static) if ((long)N * C >= PARALLEL_MIN_WORK)
     for (int blk = 0; blk < n_blocks; blk++) {
         int c0 = blk * COL_BLOCK, c1 = c0 + COL_BLOCK < C ? c0 + COL_BLOCK : C;
         float dw[COL_BLOCK] = {0}, db[COL_BLOCK] = {0};
@@ -117,12 +121,12 @@ void layernorm_backward(float *dinp, float *dweight, float *dbias,
 // Activations
 
 void relu_forward(float *out, const float *inp, long n) {
-    #pragma omp parallel for schedule(static)
+    #pragma omp parallel for schedule(static) if (n >= PARALLEL_MIN_WORK)
     for (long i = 0; i < n; i++) out[i] = inp[i] > 0.0f ? inp[i] : 0.0f;
 }
 
 void relu_backward(float *dinp, const float *dout, const float *inp, long n) {
-    #pragma omp parallel for schedule(static)
+    #pragma omp parallel for schedule(static) if (n >= PARALLEL_MIN_WORK)
     for (long i = 0; i < n; i++) dinp[i] += inp[i] > 0.0f ? dout[i] : 0.0f;
 }
 
@@ -130,7 +134,7 @@ void relu_backward(float *dinp, const float *dout, const float *inp, long n) {
 #define INV_SQRT_2PI 0.39894228040143267794
 
 void gelu_forward(float *out, const float *inp, long n) {
-    #pragma omp parallel for schedule(static)
+    #pragma omp parallel for schedule(static) if (n >= PARALLEL_MIN_WORK)
     for (long i = 0; i < n; i++) {
         float x = inp[i];
         out[i] = 0.5f * x * (1.0f + erff(x * (float)INV_SQRT2));
@@ -139,7 +143,7 @@ void gelu_forward(float *out, const float *inp, long n) {
 
 // d/dx [x Phi(x)] = Phi(x) + x phi(x).
 void gelu_backward(float *dinp, const float *dout, const float *inp, long n) {
-    #pragma omp parallel for schedule(static)
+    #pragma omp parallel for schedule(static) if (n >= PARALLEL_MIN_WORK)
     for (long i = 0; i < n; i++) {
         float x = inp[i];
         float cdf = 0.5f * (1.0f + erff(x * (float)INV_SQRT2));
@@ -161,7 +165,7 @@ void dropout_forward(float *out, uint8_t *keep, const float *inp, long n, float 
     uint64_t seed = rng_next(rng);
     float scale = 1.0f / (1.0f - p);
     long n_chunks = (n + DROPOUT_CHUNK - 1) / DROPOUT_CHUNK;
-    #pragma omp parallel for schedule(static)
+    #pragma omp parallel for schedule(static) if (n >= PARALLEL_MIN_WORK)
     for (long chunk = 0; chunk < n_chunks; chunk++) {
         Rng local;
         rng_seed(&local, seed ^ ((uint64_t)chunk * 0x9E3779B97F4A7C15ull));
@@ -176,7 +180,7 @@ void dropout_forward(float *out, uint8_t *keep, const float *inp, long n, float 
 void dropout_backward(float *d, const uint8_t *keep, long n, float p) {
     if (p <= 0.0f || !keep) return;
     float scale = 1.0f / (1.0f - p);
-    #pragma omp parallel for schedule(static)
+    #pragma omp parallel for schedule(static) if (n >= PARALLEL_MIN_WORK)
     for (long i = 0; i < n; i++) d[i] = keep[i] ? d[i] * scale : 0.0f;
 }
 
@@ -184,12 +188,12 @@ void dropout_backward(float *d, const uint8_t *keep, long n, float p) {
 // Residual
 
 void residual_forward(float *out, const float *a, const float *b, long n) {
-    #pragma omp parallel for schedule(static)
+    #pragma omp parallel for schedule(static) if (n >= PARALLEL_MIN_WORK)
     for (long i = 0; i < n; i++) out[i] = a[i] + b[i];
 }
 
 void add_inplace(float *y, const float *x, long n) {
-    #pragma omp parallel for schedule(static)
+    #pragma omp parallel for schedule(static) if (n >= PARALLEL_MIN_WORK)
     for (long i = 0; i < n; i++) y[i] += x[i];
 }
 
@@ -199,7 +203,7 @@ void add_inplace(float *y, const float *x, long n) {
 void embedding_forward(float *out, const int *tokens, const float *table, const float *pe,
                        int B, int T, int C, int pos0) {
     float scale = sqrtf((float)C);
-    #pragma omp parallel for schedule(static)
+    #pragma omp parallel for schedule(static) if ((long)B * T * C >= PARALLEL_MIN_WORK)
     for (int bt = 0; bt < B * T; bt++) {
         const float *e = table + (long)tokens[bt] * C;
         const float *p = pe + (long)(pos0 + bt % T) * C;
@@ -213,7 +217,7 @@ void embedding_backward(float *dtable, const float *dout, const int *tokens, int
     int n_blocks = (C + COL_BLOCK - 1) / COL_BLOCK;
     // Several positions may hold the same token: threads own column blocks
     // and walk all positions in order, so no two threads touch one float.
-    #pragma omp parallel for schedule(static)
+    #pragma omp parallel for schedule(static) if ((long)B * T * C >= PARALLEL_MIN_WORK)
     for (int blk = 0; blk < n_blocks; blk++) {
         int c0 = blk * COL_BLOCK, c1 = c0 + COL_BLOCK < C ? c0 + COL_BLOCK : C;
         for (int bt = 0; bt < B * T; bt++) {

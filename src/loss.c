@@ -16,7 +16,7 @@ static double row_logsumexp(const float *z, int V, float *maxval_out) {
 double crossentropy_forward(float *losses, const float *logits, const int *targets,
                             int N, int V, float smoothing, long *n_valid, long *n_correct) {
     long valid = 0, correct = 0;
-    #pragma omp parallel for schedule(static) reduction(+:valid, correct)
+    #pragma omp parallel for schedule(static) reduction(+:valid, correct) if ((long)N * V >= 16384L)
     for (int n = 0; n < N; n++) {
         int t = targets[n];
         if (t == PAD_ID) { losses[n] = 0.0f; continue; }
@@ -44,7 +44,7 @@ double crossentropy_forward(float *losses, const float *logits, const int *targe
 
 void crossentropy_backward(float *dlogits, const float *logits, const int *targets,
                            int N, int V, float smoothing, float scale) {
-    #pragma omp parallel for schedule(static)
+    #pragma omp parallel for schedule(static) if ((long)N * V >= 16384L)
     for (int n = 0; n < N; n++) {
         const float *z = logits + (long)n * V;
         float *dz = dlogits + (long)n * V;
