@@ -149,8 +149,8 @@ Tokenizer *tok_new(TokenizerType type, int byte_fallback) {
     for (int i = 0; i < TOK_N_SPECIAL; i++) tok_add_piece(t, special_pieces[i], strlen(special_pieces[i]));
     if (byte_fallback) {
         for (int b = 0; b < N_BYTE_PIECES; b++) {
-            char name[8];
-            snprintf(name, sizeof name, "<0x%02X>", b);
+            char name[16];
+            snprintf(name, sizeof name, "<0x%02X>", (unsigned)b);
             tok_add_piece(t, name, strlen(name));
         }
     }
@@ -596,9 +596,9 @@ static int read_header(Reader *r, TokenizerType *type) {
 static int check_piece(const Tokenizer *t, Reader *r, int id, const char *line, size_t len) {
     int at = r->line - 1;
     if (id < t->n_reserved) {
-        char want[8];
+        char want[16];
         if (id < TOK_N_SPECIAL) snprintf(want, sizeof want, "%s", special_pieces[id]);
-        else snprintf(want, sizeof want, "<0x%02X>", id - TOK_N_SPECIAL);
+        else snprintf(want, sizeof want, "<0x%02X>", (unsigned)(id - TOK_N_SPECIAL) & 0xFFu);
         if (strlen(want) != len || memcmp(want, line, len) != 0)
             return attn_error("%s: line %d: piece %d must be '%s'", r->name, at, id, want);
         return 0;
@@ -666,6 +666,7 @@ static int tokenizer_parse(const char *name, const char *text, Tokenizer **out) 
     TokenizerType type;
     long byte_fallback;
     if (read_header(&r, &type) || read_keyed_int(&r, "byte_fallback", 0, 1, &byte_fallback)) return -1;
+    if (byte_fallback && type == TOKENIZER_WORD) return attn_error("%s: line 3: a word tokenizer has no byte fallback", name);
     Tokenizer *t = tok_new(type, (int)byte_fallback);
     if (read_pieces(t, &r) || read_merges(t, &r)) { tokenizer_free(t); return -1; }
     tok_finish(t);

@@ -315,6 +315,33 @@ static void test_bad_files(void) {
           "learn: a vocab smaller than the byte pieces is an error");
 }
 
+// Encode from several threads at once (the word cache is shared): the same
+// ids as one thread.
+static void test_concurrent_encode(void) {
+    Tokenizer *t = learn(TOKENIZER_BPE, corpus, n_corpus, 400, 1, 1);
+    if (!t) { CHECK(0, "bpe learned for threads"); return; }
+    int serial[8][MAX_IDS], n_serial[8];
+    Tokenizer *fresh = learn(TOKENIZER_BPE, corpus, n_corpus, 400, 1, 1);
+    for (int i = 0; i < n_corpus; i++) n_serial[i] = encode(fresh, corpus[i], serial[i]);
+    tokenizer_free(fresh);
+    int mismatches = 0;
+    #pragma omp parallel for num_threads(4) reduction(+:mismatches)
+    for (int k = 0; k < 400; k++) {
+        int ids[MAX_IDS], i = k % (int)n_corpus;
+        int n = encode(t, corpus[i], ids);
+        mismatches += !ids_equal(ids, n, serial[i], n_serial[i]);
+    }
+    CHECK(mismatches == 0, "4 threads encoding at once give the serial ids (%d mismatches)", mismatches);
+    tokenizer_free(t);
+}
+
+static void test_names(void) {
+    TokenizerType type;
+    CHECK(tokenizer_type_from_name("word", &type) == 0 && type == TOKENIZER_WORD &&
+          strcmp(tokenizer_type_name(TOKENIZER_BPE), "bpe") == 0, "type names");
+    CHECK(tokenizer_type_from_name("morse", &type) == -1, "unknown type name is an error");
+}
+
 int main(void) {
     test_bpe_hand_computed();
     test_bpe_overlapping_pairs();
@@ -325,5 +352,7 @@ int main(void) {
     test_decode_rules();
     test_save_load();
     test_bad_files();
+    test_concurrent_encode();
+    test_names();
     TEST_EXIT();
 }
