@@ -13,7 +13,7 @@ run() {
     p=$(grep -c '^PASS' "$log"); f=$(grep -c '^FAIL' "$log")
     if [ $rc -ne 0 ] && [ "$f" -eq 0 ]; then f=1; echo "FAIL $name: exit status $rc"; fi
     grep -E '^(FAIL|INFO)' "$log"
-    [ $rc -ne 0 ] && tail -n 20 "$log" | grep -v '^PASS'
+    [ $rc -ne 0 ] && tail -n 20 "$log" | grep -vE '^(PASS|FAIL|INFO)'
     echo "$name: $p passed, $f failed"
     passed=$((passed + p)); failed=$((failed + f))
 }
