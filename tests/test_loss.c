@@ -1,0 +1,123 @@
+// Label-smoothed cross-entropy: values pinned to torch's F.cross_entropy,
+// a naive double-precision reference at odd vocabulary sizes, pad rows
+// ignored, accuracy counts, and the fused backward against finite differences.
+#include <stdlib.h>
+#include <string.h>
+#include "common.h"
+#include "loss.h"
+#include "model.h"
+#include "rng.h"
+#include "test.h"
+
+static Rng rng;
+
+static float *random_floats(long n, float scale) {
+    float *x = malloc_check((size_t)n * sizeof(float));
+    for (long i = 0; i < n; i++) x[i] = scale * (2.0f * rng_uniform(&rng) - 1.0f);
+    return x;
+}
+
+// The mean loss as torch defines it, in double.
+static double ref_loss(const float *z, const int *t, int N, int V, double e) {
+    double total = 0;
+    int valid = 0;
+    for (int n = 0; n < N; n++) {
+        if (t[n] == PAD_ID) continue;
+        double mx = z[n * V], s = 0, sum_logp = 0;
+        for (int c = 0; c < V; c++) if (z[n * V + c] > mx) mx = z[n * V + c];
+        for (int c = 0; c < V; c++) s += exp(z[n * V + c] - mx);
+        double lse = mx + log(s);
+        for (int c = 0; c < V; c++) sum_logp += z[n * V + c] - lse;
+        total += (1 - e) * (lse - z[n * V + t[n]]) - e / V * sum_logp;
+        valid++;
+    }
+    return valid ? total / valid : 0;
+}
+
+static void test_pinned_to_torch(void) {
+    // torch 1.13: F.cross_entropy(z, t, ignore_index=0, label_smoothing=e)
+    float z[12] = {1, 2, 3, 0.5f, 0, 0, 5, 1, -1, 4, 0, 2};
+    int t[3] = {2, 0, 3};
+    const double eps[3] = {0.0, 0.1, 0.3}, torch_value[3] = {1.304764390, 1.411014318, 1.623514414};
+    float losses[3];
+    for (int i = 0; i < 3; i++) {
+        long n_valid, n_correct;
+        double total = crossentropy_forward(losses, z, t, 3, 4, (float)eps[i], &n_valid, &n_correct);
+        double mean = total / n_valid;
+        CHECK(fabs(mean - torch_value[i]) < 1e-6, "smoothing %.1f: loss %.9f equals torch's %.9f", eps[i], mean, torch_value[i]);
+        CHECK(n_valid == 2 && n_correct == 1 && losses[1] == 0.0f, "smoothing %.1f: pad row ignored, 2 targets, 1 correct", eps[i]);
+    }
+    // uniform logits: log V whatever the smoothing
+    float flat[7] = {0};
+    int target = 5;
+    double l = crossentropy_forward(losses, flat, &target, 1, 7, 0.1f, NULL, NULL);
+    CHECK(fabs(l - log(7.0)) < 1e-6, "uniform logits give log V (%.7f)", l);
+    // every target is pad: no rows, total 0
+    int pads[3] = {0, 0, 0};
+    long nv = -1;
+    l = crossentropy_forward(losses, z, pads, 3, 4, 0.1f, &nv, NULL);
+    CHECK(l == 0.0 && nv == 0, "all-pad batch: no targets, loss sum 0");
+}
+
+static void test_reference_sizes(void) {
+    static const int vocab[] = {1, 3, 17, 65};
+    double worst = 0;
+    for (int vi = 0; vi < 4; vi++) {
+        int N = 17, V = vocab[vi];
+        float *z = random_floats((long)N * V, 6), losses[17];
+        int t[17];
+        for (int n = 0; n < N; n++) t[n] = n % 4 == 1 ? PAD_ID : (int)((n * 7) % V);
+        for (int si = 0; si < 2; si++) {
+            float e = si ? 0.1f : 0.0f;
+            long n_valid;
+            double mean = crossentropy_forward(losses, z, t, N, V, e, &n_valid, NULL);
+            mean = n_valid ? mean / n_valid : 0;
+            double ref = ref_loss(z, t, N, V, e);
+            double err = fabs(mean - ref) / fmax(fabs(ref), 1e-6);
+            if (V == 1) err = fabs(mean - ref);  // one class: loss 0 (target 0 is pad, so none count)
+            if (err > worst) worst = err;
+        }
+        free(z);
+    }
+    CHECK(worst < 1e-6, "loss = naive reference at V = 1, 3, 17, 65, smoothing 0 and 0.1 (max rel %.1e)", worst);
+}
+
+static void test_backward(void) {
+    int N = 5, V = 17;
+    float e = 0.1f;
+    float *z = random_floats((long)N * V, 3), *dz = malloc_check((size_t)N * V * sizeof(float)), losses[5];
+    int t[5] = {4, 0, 16, 1, 9};   // one pad row
+    long n_valid;
+    crossentropy_forward(losses, z, t, N, V, e, &n_valid, NULL);
+    crossentropy_backward(dz, z, t, N, V, e, 1.0f / n_valid);
+    double err = 0, scale = 0;
+    for (long i = 0; i < (long)N * V; i++) {
+        float saved = z[i], h = 1e-2f;
+        z[i] = saved + h; double lp = ref_loss(z, t, N, V, e);
+        z[i] = saved - h; double lm = ref_loss(z, t, N, V, e);
+        z[i] = saved;
+        double fd = (lp - lm) / (2 * h);
+        if (fabs(fd - dz[i]) > err) err = fabs(fd - dz[i]);
+        if (fabs(dz[i]) > scale) scale = fabs(dz[i]);
+    }
+    CHECK(err / scale < 1e-3, "fused softmax + loss backward = finite differences of the mean (max rel %.1e)", err / scale);
+    int pad_zero = 1;
+    double row_sum = 0;
+    for (int c = 0; c < V; c++) { pad_zero &= dz[V + c] == 0.0f; row_sum += dz[c]; }
+    CHECK(pad_zero, "pad rows get zero gradient");
+    CHECK(fabs(row_sum) < 1e-6, "each row's gradient sums to 0 (softmax minus a distribution)");
+    // in place gives the same
+    float *zc = malloc_check((size_t)N * V * sizeof(float));
+    memcpy(zc, z, (size_t)N * V * sizeof(float));
+    crossentropy_backward(zc, zc, t, N, V, e, 1.0f / n_valid);
+    CHECK(!memcmp(zc, dz, (size_t)N * V * sizeof(float)), "backward in place over the logits");
+    free(z); free(dz); free(zc);
+}
+
+int main(void) {
+    rng_seed(&rng, 99);
+    test_pinned_to_torch();
+    test_reference_sizes();
+    test_backward();
+    TEST_EXIT();
+}
