@@ -20,23 +20,28 @@ static inline __mmask16 tail_mask(int n) {
     return n >= 16 ? (__mmask16)0xFFFF : n <= 0 ? (__mmask16)0 : (__mmask16)((1u << n) - 1);
 }
 
-TARGET_AVX512
-static void kernel_12x32(int kc, const float *restrict a, const float *restrict b,
-                         float *restrict c, long ldc, int m, int n, float alpha, float beta) {
+// The kernel body for a tile of `rows` x (16 * vecs) within the 12 x 32
+// panels: compile-time constants after inlining, so each variant keeps only
+// the accumulators it needs. Every variant sums each element over k in the
+// same order, so which one computes a tile never changes the result.
+__attribute__((always_inline)) TARGET_AVX512
+static inline void kernel_body(const int rows, const int vecs, int kc, const float *restrict a,
+                               const float *restrict b, float *restrict c, long ldc,
+                               int m, int n, float alpha, float beta) {
     __m512 acc[MR][2];
 #pragma GCC unroll 12
-    for (int r = 0; r < MR; r++) {
+    for (int r = 0; r < rows; r++) {
         acc[r][0] = _mm512_setzero_ps();
         acc[r][1] = _mm512_setzero_ps();
     }
     for (int k = 0; k < kc; k++) {
         __m512 b0 = _mm512_load_ps(b);
-        __m512 b1 = _mm512_load_ps(b + 16);
+        __m512 b1 = vecs > 1 ? _mm512_load_ps(b + 16) : b0;
 #pragma GCC unroll 12
-        for (int r = 0; r < MR; r++) {
+        for (int r = 0; r < rows; r++) {
             __m512 ar = _mm512_set1_ps(a[r]);
             acc[r][0] = _mm512_fmadd_ps(ar, b0, acc[r][0]);
-            acc[r][1] = _mm512_fmadd_ps(ar, b1, acc[r][1]);
+            if (vecs > 1) acc[r][1] = _mm512_fmadd_ps(ar, b1, acc[r][1]);
         }
         a += MR;
         b += NR;
@@ -44,17 +49,47 @@ static void kernel_12x32(int kc, const float *restrict a, const float *restrict 
     __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);
     __mmask16 mask0 = tail_mask(n), mask1 = tail_mask(n - 16);
 #pragma GCC unroll 12
-    for (int r = 0; r < MR; r++) {
+    for (int r = 0; r < rows; r++) {
         if (r >= m) break;
         float *cr = c + r * ldc;
         __m512 x0 = _mm512_mul_ps(va, acc[r][0]);
-        __m512 x1 = _mm512_mul_ps(va, acc[r][1]);
-        if (beta != 0.0f) {
-            x0 = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(mask0, cr), x0);
-            x1 = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(mask1, cr + 16), x1);
-        }
+        if (beta != 0.0f) x0 = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(mask0, cr), x0);
         _mm512_mask_storeu_ps(cr, mask0, x0);
-        _mm512_mask_storeu_ps(cr + 16, mask1, x1);
+        if (vecs > 1) {
+            __m512 x1 = _mm512_mul_ps(va, acc[r][1]);
+            if (beta != 0.0f) x1 = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(mask1, cr + 16), x1);
+            _mm512_mask_storeu_ps(cr + 16, mask1, x1);
+        }
+    }
+}
+
+#define DEFINE_KERNEL(name, rows, vecs) \
+    TARGET_AVX512 static void name(int kc, const float *restrict a, const float *restrict b, \
+                                   float *restrict c, long ldc, int m, int n, float alpha, float beta) { \
+        kernel_body(rows, vecs, kc, a, b, c, ldc, m, n, alpha, beta); \
+    }
+DEFINE_KERNEL(kernel_12x32, 12, 2)
+DEFINE_KERNEL(kernel_12x16, 12, 1)
+DEFINE_KERNEL(kernel_8x32, 8, 2)
+DEFINE_KERNEL(kernel_8x16, 8, 1)
+DEFINE_KERNEL(kernel_4x32, 4, 2)
+DEFINE_KERNEL(kernel_4x16, 4, 1)
+
+// The path's kernel: full tiles take 12 x 32; edge tiles (small matrices,
+// attention heads with T = 10..40) take the smallest variant that covers
+// them instead of multiplying zero padding.
+TARGET_AVX512
+static void kernel_avx512(int kc, const float *restrict a, const float *restrict b,
+                          float *restrict c, long ldc, int m, int n, float alpha, float beta) {
+    if (m > 8) {
+        if (n > 16) kernel_12x32(kc, a, b, c, ldc, m, n, alpha, beta);
+        else kernel_12x16(kc, a, b, c, ldc, m, n, alpha, beta);
+    } else if (m > 4) {
+        if (n > 16) kernel_8x32(kc, a, b, c, ldc, m, n, alpha, beta);
+        else kernel_8x16(kc, a, b, c, ldc, m, n, alpha, beta);
+    } else {
+        if (n > 16) kernel_4x32(kc, a, b, c, ldc, m, n, alpha, beta);
+        else kernel_4x16(kc, a, b, c, ldc, m, n, alpha, beta);
     }
 }
 
@@ -138,7 +173,7 @@ static void pack_columns(float *panel, const float *src, long ld, int n, int kc,
     }
 }
 
-static const GemmPathDesc avx512_path = {"avx512", MR, NR, kernel_12x32, pack_rows, pack_columns};
+static const GemmPathDesc avx512_path = {"avx512", MR, NR, kernel_avx512, pack_rows, pack_columns};
 const GemmPathDesc *gemm_avx512_path(void) { return &avx512_path; }
 
 #else
