@@ -287,8 +287,10 @@ int tokenizer_piece_id(const Tokenizer *t, const char *piece) {
 
 static int check_lines_utf8(const char *const *lines, long n_lines) {
     for (long i = 0; i < n_lines; i++) {
-        long bad = utf8_first_invalid(lines[i], strlen(lines[i]));
+        size_t len = strlen(lines[i]);
+        long bad = utf8_first_invalid(lines[i], len);
         if (bad >= 0) return attn_error("line %ld: invalid UTF-8 at byte %ld", i + 1, bad + 1);
+        if (memchr(lines[i], '\n', len)) return attn_error("line %ld: a newline inside a line", i + 1);
     }
     return 0;
 }

@@ -310,6 +310,9 @@ static void test_bad_files(void) {
     const char *lines[] = {"ok", "bad \xFF"};
     CHECK(tokenizer_learn(&t, TOKENIZER_BPE, lines, 2, NULL) == -1 && strstr(attn_last_error(), "line 2"),
           "learn: invalid UTF-8 names the line");
+    const char *with_newline[] = {"one\ntwo"};
+    CHECK(tokenizer_learn(&t, TOKENIZER_WORD, with_newline, 1, NULL) == -1 && strstr(attn_last_error(), "newline"),
+          "learn: a newline inside a line is an error");
     TokenizerOptions o;
     tokenizer_options_default(&o, TOKENIZER_BPE);
     o.vocab_size = 100;  // < 4 specials + 256 bytes + the marker
