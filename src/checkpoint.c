@@ -487,9 +487,7 @@ int checkpoint_find_resume(const char *run_dir, char *model_path, char *state_pa
     return 1;
 }
 
-// Makes `to` another name of `from` atomically (a hard link via a temp
-// name; a copy where the file system has no hard links).
-static int link_atomic(const char *from, const char *to) {
+int checkpoint_link(const char *from, const char *to) {
     char tmp[4200];
     snprintf(tmp, sizeof tmp, "%s.tmp.%ld", to, (long)getpid());
     unlink(tmp);
@@ -519,12 +517,12 @@ static int keep_previous_pair(const char *run_dir) {
     if (mi != 1) {
         snprintf(from, sizeof from, "%s/%s", run_dir, model_names[mi]);
         snprintf(to, sizeof to, "%s/%s", run_dir, model_names[1]);
-        if (link_atomic(from, to) != 0) return -1;
+        if (checkpoint_link(from, to) != 0) return -1;
     }
     if (si != 1) {
         snprintf(from, sizeof from, "%s/%s", run_dir, state_names[si]);
         snprintf(to, sizeof to, "%s/%s", run_dir, state_names[1]);
-        if (link_atomic(from, to) != 0) return -1;
+        if (checkpoint_link(from, to) != 0) return -1;
     }
     return 0;
 }

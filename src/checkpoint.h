@@ -62,6 +62,12 @@ int checkpoint_save_model(const char *path, const Model *m, const Tokenizer *src
                           const Tokenizer *tgt_tok, const char *train_config, long step,
                           const char *tag);
 
+// The same with the tensors taken from `weights`, a buffer laid out as
+// m->param_memory (an EMA of the weights, an average of checkpoints).
+int checkpoint_save_model_weights(const char *path, const Model *m, const float *weights,
+                                  const Tokenizer *src_tok, const Tokenizer *tgt_tok,
+                                  const char *train_config, long step, const char *tag);
+
 // Reads and checks a model file (format, version, config, tokenizers, every
 // tensor's presence and shape, data hash) without creating a model.
 int checkpoint_read_info(const char *path, CheckpointInfo *info);
@@ -118,6 +124,11 @@ int checkpoint_save_run(const char *run_dir, const Model *m, const Tokenizer *sr
 // holds no checkpoint at all, -1 (with the reason) when it holds files but no
 // consistent pair.
 int checkpoint_find_resume(const char *run_dir, char *model_path, char *state_path, size_t cap);
+
+// Makes `to` another name of the file `from`, atomically: a hard link through
+// a temp name (a copy where the file system has no hard links). Later atomic
+// rewrites of `from` replace its name, so `to` keeps the old content.
+int checkpoint_link(const char *from, const char *to);
 
 // A fresh random tag for step `step`.
 void checkpoint_make_tag(char tag[CHECKPOINT_TAG_LEN], long step);

@@ -81,6 +81,7 @@ static const ConfigKey train_keys[] = {
     {"keep_last", K_INT, TC(keep_last), 0, 100000, NULL, NULL, 1, "step-N checkpoints kept for averaging (0 = none)"},
     {"patience", K_INT, TC(patience), 0, 1e9, NULL, NULL, 1, "stop after this many validations without improvement (0 = off)"},
     {"best_metric", K_CHOICE, TC(best_metric), 0, 0, "loss|ppl|acc|exact", NULL, 1, "validation metric that picks best.safetensors"},
+    {"target_metric", K_DOUBLE, TC(target_metric), 0, 1e9, NULL, NULL, 1, "stop once best_metric reaches this value (0 = off)"},
     {"threads", K_INT, TC(threads), 0, 1024, NULL, NULL, 1, "threads (0 = all cores); results are exact for a given count"},
     {"seed", K_U64, TC(seed), 0, 0, NULL, "randomness", 0, "seed of the data order, initialization and dropout"},
 };

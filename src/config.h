@@ -70,6 +70,7 @@ typedef struct {
     int keep_last;                       // step-N checkpoints kept (0 = none)
     int patience;                        // validations without improvement before stopping (0 = off)
     char best_metric[CONFIG_NAME_MAX];   // loss | ppl | acc | exact
+    double target_metric;                // stop when best_metric reaches this (0 = off)
     uint64_t seed;
     int threads;                         // 0 = all cores
 } TrainConfig;

@@ -1,0 +1,713 @@
+// The training loop. Reads top to bottom: the trainer struct, data and
+// tokenizers, the model and optimizer, one step, validation, checkpoints,
+// progress output, and train_run that ties them together.
+#include "train.h"
+#include "batch.h"
+#include "checkpoint.h"
+#include "common.h"
+#include "copytask.h"
+#include "data.h"
+#include "model.h"
+#include "optim.h"
+#include "schedule.h"
+#include "threads.h"
+#include "tokenizer.h"
+#include <dirent.h>
+#include <errno.h>
+#include <math.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+// ----------------------------------------------------------------------------
+// The trainer
+
+typedef struct {
+    double loss, ppl, acc, exact;   // acc and exact in percent
+    long tokens, sentences;
+} ValidResult;
+
+typedef struct {
+    TrainConfig cfg;
+    const TrainOptions *opts;
+    const char *run_dir;
+    char *config_text;              // the effective config, saved in every checkpoint
+    ParallelText train_text, valid_text;
+    Tokenizer *src_tok, *tgt_tok;
+    TokenPairs train_pairs, valid_pairs;
+    Batcher train_batches, valid_batches;
+    Model model;
+    Optimizer opt;
+    Schedule sched;
+    float *ema;                     // (n_params) or NULL
+    Batch batch;
+    TrainState state;               // step, RNG, cursor, best metric, ...
+    FILE *metrics;                  // RUN_DIR/metrics.jsonl
+    double session_start;           // monotonic seconds when this session started training
+    // the current log interval
+    double interval_start;
+    double interval_loss_sum;       // token-weighted
+    long interval_tokens, interval_steps;
+    double last_grad_norm, last_lr;
+    long last_valid_step, last_save_step;
+    double last_live;               // when the live line was last drawn
+    int progress_shown;             // a live line is on the terminal
+} Trainer;
+
+static volatile sig_atomic_t stop_signal = 0;
+
+static void on_signal(int sig) { stop_signal = sig; }
+
+static double now_seconds(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static const char *path_in(const Trainer *t, const char *name, char *buf, size_t cap) {
+    snprintf(buf, cap, "%s/%s", t->run_dir, name);
+    return buf;
+}
+
+// A log line on stderr (clearing a live progress line first).
+static void say(Trainer *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void say(Trainer *t, const char *fmt, ...) {
+    if (t->opts->quiet) return;
+    if (t->progress_shown) { fputs("\r\033[K", stderr); t->progress_shown = 0; }
+    va_list ap;
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+}
+
+// Prefixes the recorded error (copied first: attn_error reuses its buffer).
+static int fail(const char *what) {
+    char msg[1024];
+    snprintf(msg, sizeof msg, "%s", attn_last_error());
+    return attn_error("%s: %s", what, msg);
+}
+
+// ----------------------------------------------------------------------------
+// Data
+
+static int load_copy_task(Trainer *t) {
+    const TrainConfig *c = &t->cfg;
+    CopyTaskConfig cc = {
+        .reverse = strcmp(c->task, "reverse") == 0, .n_symbols = c->copy_symbols,
+        .min_len = c->copy_min_len, .max_len = c->copy_max_len,
+        .n_train = c->copy_train_size, .n_valid = c->copy_valid_size, .seed = c->seed,
+    };
+    return copytask_generate(&cc, &t->train_text, &t->valid_text);
+}
+
+static void clean_config(const TrainConfig *c, CleanConfig *cc) {
+    clean_config_default(cc);
+    cc->max_tokens = c->clean_max_tokens;
+    cc->max_ratio = c->clean_max_ratio;
+    cc->dedup = c->dedup;
+    cc->lowercase = c->lowercase;
+}
+
+static void report_cleaning(Trainer *t, const char *path, const CleanStats *st) {
+    char dropped[512] = "";
+    size_t len = 0;
+    for (int r = 0; r < CLEAN_N_RULES; r++) {
+        if (st->dropped[r] == 0) continue;
+        len += (size_t)snprintf(dropped + len, sizeof dropped - len, "%s%s %ld", len ? ", " : "",
+                                clean_rule_names[r], st->dropped[r]);
+        if (len >= sizeof dropped) break;
+    }
+    say(t, "data: %s: %ld pairs, %ld kept%s%s%s", path, st->n_in, st->n_kept,
+        len ? " (dropped: " : "", dropped, len ? ")" : "");
+}
+
+static void copy_pairs(ParallelText *to, const ParallelText *from, const int *idx, int n) {
+    for (int i = 0; i < n; i++) parallel_append(to, from->src[idx[i]], from->tgt[idx[i]], from->line[idx[i]]);
+}
+
+static int load_tsv(Trainer *t) {
+    const TrainConfig *c = &t->cfg;
+    CleanConfig cc;
+    CleanStats st;
+    clean_config(c, &cc);
+    ParallelText all;
+    memset(&all, 0, sizeof all);
+    if (parallel_read_tsv(&all, c->train) != 0) return -1;
+    parallel_clean(&all, &cc, &st);
+    report_cleaning(t, c->train, &st);
+    if (c->valid[0]) {
+        t->train_text = all;  // the struct moves; nothing to free
+        if (parallel_read_tsv(&t->valid_text, c->valid) != 0) return -1;
+        cc.dedup = 0;  // a validation set may repeat a pair; every line counts
+        parallel_clean(&t->valid_text, &cc, &st);
+        report_cleaning(t, c->valid, &st);
+        return 0;
+    }
+    int *order = malloc_check(sizeof(int) * (size_t)(all.n > 0 ? all.n : 1));
+    int n_valid, n_test;
+    int rc = split_indices(all.n, c->valid_size, 0, c->seed, order, &n_valid, &n_test);
+    if (rc == 0) {
+        copy_pairs(&t->valid_text, &all, order, n_valid);
+        copy_pairs(&t->train_text, &all, order + n_valid, all.n - n_valid);
+        say(t, "data: held out %d of %d pairs for validation (valid_size %g, seed %llu)", n_valid, all.n,
+            c->valid_size, (unsigned long long)c->seed);
+    }
+    free(order);
+    parallel_free(&all);
+    return rc;
+}
+
+static int load_data(Trainer *t) {
+    int rc = strcmp(t->cfg.task, "tsv") == 0 ? load_tsv(t) : load_copy_task(t);
+    if (rc != 0) return -1;
+    if (t->train_text.n == 0) return attn_error("no training pairs left after cleaning");
+    if (t->valid_text.n == 0) return attn_error("no validation pairs (set valid = FILE or valid_size > 0)");
+    return 0;
+}
+
+// ----------------------------------------------------------------------------
+// Tokenizers: restored from a checkpoint, loaded from files, or learned
+
+static int learn_tokenizer(Trainer *t, const char *type_name, int vocab_size, int joint, int target_side,
+                           Tokenizer **out) {
+    TokenizerType type;
+    if (tokenizer_type_from_name(type_name, &type) != 0) return attn_error("unknown tokenizer type '%s'", type_name);
+    TokenizerOptions opts;
+    tokenizer_options_default(&opts, type);
+    if (vocab_size > 0) opts.vocab_size = vocab_size;
+    opts.min_frequency = t->cfg.tokenizer_min_frequency;
+    const ParallelText *pt = &t->train_text;
+    long n = joint ? 2L * pt->n : pt->n;
+    const char **lines = malloc_check(sizeof(char *) * (size_t)n);
+    for (int i = 0; i < pt->n; i++) {
+        if (joint) { lines[2 * i] = pt->src[i]; lines[2 * i + 1] = pt->tgt[i]; }
+        else lines[i] = target_side ? pt->tgt[i] : pt->src[i];
+    }
+    int rc = tokenizer_learn(out, type, lines, n, &opts);
+    free(lines);
+    return rc;
+}
+
+static int make_tokenizers(Trainer *t) {
+    const TrainConfig *c = &t->cfg;
+    if (c->src_tokenizer_file[0] && tokenizer_load(c->src_tokenizer_file, &t->src_tok) != 0) return -1;
+    if (c->tgt_tokenizer_file[0] && tokenizer_load(c->tgt_tokenizer_file, &t->tgt_tok) != 0) return -1;
+    if (c->joint_vocab && !t->src_tok && !t->tgt_tok) {
+        if (learn_tokenizer(t, c->src_tokenizer, c->src_vocab_size, 1, 0, &t->src_tok) != 0) return fail("learning the joint tokenizer");
+        char *text;
+        tokenizer_to_string(t->src_tok, &text);  // the target side gets its own copy
+        int rc = tokenizer_from_string(text, &t->tgt_tok);
+        free(text);
+        if (rc != 0) return -1;
+    }
+    if (!t->src_tok && learn_tokenizer(t, c->src_tokenizer, c->src_vocab_size, 0, 0, &t->src_tok) != 0)
+        return fail("learning the source tokenizer");
+    if (!t->tgt_tok && learn_tokenizer(t, c->tgt_tokenizer, c->tgt_vocab_size, 0, 1, &t->tgt_tok) != 0)
+        return fail("learning the target tokenizer");
+    return 0;
+}
+
+static int encode_side(const Tokenizer *tok, const char *text, int *ids, int cap, const char *what, int line) {
+    int n = tokenizer_encode(tok, text, ids, cap, 0.0f, NULL);
+    if (n < 0) return attn_error("encoding the %s of line %d: %s", what, line, attn_last_error());
+    return n;
+}
+
+static int encode_pairs(Trainer *t, const ParallelText *pt, TokenPairs *tp) {
+    size_t longest = 1;
+    for (int i = 0; i < pt->n; i++) {
+        size_t a = strlen(pt->src[i]), b = strlen(pt->tgt[i]);
+        if (a > longest) longest = a;
+        if (b > longest) longest = b;
+    }
+    int cap = (int)longest + 1;
+    int *src = malloc_check(sizeof(int) * (size_t)cap), *tgt = malloc_check(sizeof(int) * (size_t)cap);
+    token_pairs_init(tp);
+    int rc = 0;
+    for (int i = 0; i < pt->n && rc == 0; i++) {
+        int ns = encode_side(t->src_tok, pt->src[i], src, cap, "source", pt->line[i]);
+        int nt = ns < 0 ? -1 : encode_side(t->tgt_tok, pt->tgt[i], tgt, cap, "target", pt->line[i]);
+        if (ns < 0 || nt < 0) rc = -1;
+        else token_pairs_add(tp, src, ns, tgt, nt);
+    }
+    free(src);
+    free(tgt);
+    return rc;
+}
+
+static int make_batchers(Trainer *t) {
+    const TrainConfig *c = &t->cfg;
+    BatchConfig bc;
+    batch_config_default(&bc);
+    bc.max_tokens = c->batch_tokens;
+    bc.max_sentences = c->batch_sentences;
+    bc.max_len = c->max_len;
+    bc.truncate = 0;
+    bc.shuffle = 1;
+    bc.seed = c->seed;
+    if (batcher_create(&t->train_batches, &t->train_pairs, &bc) != 0) return fail("training batches");
+    bc.shuffle = 0;
+    if (batcher_create(&t->valid_batches, &t->valid_pairs, &bc) != 0) return fail("validation batches");
+    if (t->train_batches.n_dropped || t->valid_batches.n_dropped)
+        say(t, "data: %d training and %d validation pairs are over max_len %d tokens and left out",
+            t->train_batches.n_dropped, t->valid_batches.n_dropped, c->max_len);
+    say(t, "data: %d training pairs (%d batches an epoch), %d validation pairs (%d batches)",
+        t->train_batches.n_kept, batcher_epoch_batches(&t->train_batches), t->valid_batches.n_kept,
+        batcher_epoch_batches(&t->valid_batches));
+    return 0;
+}
+
+// ----------------------------------------------------------------------------
+// Model, optimizer, schedule
+
+static int create_model(Trainer *t) {
+    const TrainConfig *c = &t->cfg;
+    ModelConfig mc = c->model;
+    mc.src_vocab = tokenizer_vocab_size(t->src_tok);
+    mc.tgt_vocab = tokenizer_vocab_size(t->tgt_tok);
+    int B1, S1, T1, B2, S2, T2;
+    batcher_capacity(&t->train_batches, &B1, &S1, &T1);
+    batcher_capacity(&t->valid_batches, &B2, &S2, &T2);
+    int B = B1 > B2 ? B1 : B2, S = S1 > S2 ? S1 : S2, T = T1 > T2 ? T1 : T2;
+    if (model_create(&t->model, &mc, B, S, T) != 0) return fail("model");
+    batch_alloc(&t->batch, B, S, T);
+    model_init_weights(&t->model, c->seed);
+    optimizer_init(&t->opt, c->optimizer, t->model.n_params, (float)c->beta1, (float)c->beta2, (float)c->eps,
+                   (float)c->weight_decay);
+    t->sched = (Schedule){
+        .type = c->schedule, .lr = c->lr, .scale = c->lr_scale, .min_lr = c->min_lr,
+        .warmup_steps = c->warmup_steps, .decay_steps = c->decay_steps ? c->decay_steps : c->max_steps,
+        .d_model = mc.d_model,
+    };
+    if (c->ema_decay > 0) {
+        t->ema = malloc_check(sizeof(float) * (size_t)t->model.n_params);
+        memcpy(t->ema, t->model.param_memory, sizeof(float) * (size_t)t->model.n_params);
+    }
+    rng_seed(&t->state.rng, c->seed ^ 0x64726f706f7574ULL);  // "dropout": its own stream
+    say(t, "model: %ld parameters, vocabularies %d (%s) / %d (%s), batches up to %d x %d x %d",
+        t->model.n_params, mc.src_vocab, tokenizer_type_name(tokenizer_type(t->src_tok)), mc.tgt_vocab,
+        tokenizer_type_name(tokenizer_type(t->tgt_tok)), B, S, T);
+    return 0;
+}
+
+// ----------------------------------------------------------------------------
+// One update
+
+// Gradient accumulation weights each batch by its target tokens, so k
+// batches give the gradient of the mean loss over all their tokens (what
+// one k-times larger batch would give). With grads = sum_j n_j g_j / S after
+// batch i-1, scaling by S / n_i, adding g_i and scaling by n_i / (S + n_i)
+// keeps that invariant; for k = 1 nothing is scaled.
+static float train_step(Trainer *t) {
+    Model *m = &t->model;
+    long n = m->n_params;
+    model_zero_grad(m);
+    double loss_sum = 0.0;
+    long tokens = 0;
+    for (int i = 0; i < t->cfg.accum_steps; i++) {
+        batcher_next(&t->train_batches, &t->batch);
+        t->state.batches_drawn++;
+        float loss = model_forward(m, &t->batch, (float)t->cfg.label_smoothing, 1, &t->state.rng);
+        long n_i = m->n_target_tokens;
+        if (n_i == 0) continue;
+        if (tokens > 0) grad_scale(m->grad_memory, n, (float)((double)tokens / (double)n_i));
+        model_backward(m, &t->batch);
+        if (tokens > 0) grad_scale(m->grad_memory, n, (float)((double)n_i / (double)(tokens + n_i)));
+        loss_sum += (double)loss * (double)n_i;
+        tokens += n_i;
+    }
+    t->last_grad_norm = grad_clip(m->grad_memory, n, t->cfg.clip_norm);
+    t->last_lr = schedule_lr(&t->sched, t->state.step + 1);
+    optimizer_step(&t->opt, m->param_memory, m->grad_memory, (float)t->last_lr);
+    if (t->ema) ema_update(t->ema, m->param_memory, n, (float)t->cfg.ema_decay);
+    t->state.step++;
+    t->state.tokens_seen += tokens;
+    t->interval_loss_sum += loss_sum;
+    t->interval_tokens += tokens;
+    t->interval_steps++;
+    return tokens ? (float)(loss_sum / (double)tokens) : 0.0f;
+}
+
+// ----------------------------------------------------------------------------
+// Validation: teacher-forced loss, perplexity, token accuracy, and exact
+// match. A sentence whose every target token (</s> included) is the argmax
+// under teacher forcing is exactly what greedy decoding outputs (by
+// induction over positions), so "exact" is the greedy exact-match rate.
+
+static int row_exact(const Model *m, const Batch *b, int row) {
+    int V = m->config.tgt_vocab;
+    for (int pos = 0; pos < b->T; pos++) {
+        int target = b->tgt_out[row * b->T + pos];
+        if (target == PAD_ID) continue;
+        const float *logits = m->logits + ((long)row * b->T + pos) * V;
+        int best = 0;
+        for (int v = 1; v < V; v++) if (logits[v] > logits[best]) best = v;
+        if (best != target) return 0;
+    }
+    return 1;
+}
+
+static void validate(Trainer *t, ValidResult *r) {
+    Model *m = &t->model;
+    double nll = 0.0;
+    long tokens = 0, correct = 0, sentences = 0, exact = 0;
+    int n_batches = batcher_epoch_batches(&t->valid_batches);
+    for (int k = 0; k < n_batches; k++) {
+        batcher_fill(&t->valid_batches, k, &t->batch);
+        float loss = model_forward(m, &t->batch, 0.0f, 0, NULL);
+        nll += (double)loss * (double)m->n_target_tokens;
+        tokens += m->n_target_tokens;
+        correct += m->n_correct;
+        for (int row = 0; row < t->batch.B; row++) exact += row_exact(m, &t->batch, row);
+        sentences += t->batch.B;
+    }
+    r->tokens = tokens;
+    r->sentences = sentences;
+    r->loss = tokens ? nll / (double)tokens : 0.0;
+    r->ppl = exp(r->loss);
+    r->acc = tokens ? 100.0 * (double)correct / (double)tokens : 0.0;
+    r->exact = sentences ? 100.0 * (double)exact / (double)sentences : 0.0;
+}
+
+static double metric_value(const char *name, const ValidResult *r) {
+    if (!strcmp(name, "ppl")) return r->ppl;
+    if (!strcmp(name, "acc")) return r->acc;
+    if (!strcmp(name, "exact")) return r->exact;
+    return r->loss;
+}
+
+static int metric_higher_is_better(const char *name) { return !strcmp(name, "acc") || !strcmp(name, "exact"); }
+
+static int metric_reached(const TrainConfig *c, double value) {
+    if (c->target_metric == 0) return 0;
+    return metric_higher_is_better(c->best_metric) ? value >= c->target_metric : value <= c->target_metric;
+}
+
+// ----------------------------------------------------------------------------
+// Checkpoints
+
+static int save_model_file(Trainer *t, const char *name, const float *weights) {
+    char path[4096];
+    path_in(t, name, path, sizeof path);
+    return checkpoint_save_model_weights(path, &t->model, weights, t->src_tok, t->tgt_tok, t->config_text,
+                                         t->state.step, t->state.tag);
+}
+
+static int cmp_names(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
+
+// Deletes the oldest step-N checkpoints beyond keep_last (names sort by step).
+static void prune_step_files(Trainer *t) {
+    DIR *d = opendir(t->run_dir);
+    if (!d) return;
+    char **names = NULL;
+    int n = 0, cap = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        size_t len = strlen(e->d_name);
+        if (strncmp(e->d_name, "step-", 5) != 0 || len < 17 || strcmp(e->d_name + len - 12, ".safetensors") != 0) continue;
+        if (n == cap) names = realloc_check(names, sizeof(char *) * (size_t)(cap = cap ? 2 * cap : 16));
+        names[n++] = strdup_check(e->d_name);
+    }
+    closedir(d);
+    qsort(names, (size_t)n, sizeof(char *), cmp_names);
+    char path[4096];
+    for (int i = 0; i < n; i++) {
+        if (i < n - t->cfg.keep_last) unlink(path_in(t, names[i], path, sizeof path));
+        free(names[i]);
+    }
+    free(names);
+}
+
+// Saves last.safetensors + last.state.safetensors (and the EMA and a step-N
+// copy for averaging). The training state carries the metrics file length,
+// so a resumed run drops the records written after this point.
+static int save_checkpoint(Trainer *t) {
+    double t0 = now_seconds();
+    checkpoint_make_tag(t->state.tag, t->state.step);
+    if (t->metrics) {
+        fflush(t->metrics);
+        t->state.metrics_bytes = ftell(t->metrics);
+    }
+    TrainState saved = t->state;
+    saved.elapsed_seconds += now_seconds() - t->session_start;
+    saved.cursor = t->train_batches.cursor;
+    if (checkpoint_save_run(t->run_dir, &t->model, t->src_tok, t->tgt_tok, t->config_text, &saved, &t->opt, t->ema) != 0)
+        return fail("saving the checkpoint");
+    if (t->ema && save_model_file(t, "ema.safetensors", t->ema) != 0) return fail("saving the EMA weights");
+    if (t->cfg.keep_last > 0) {
+        char from[4096], name[64], to[4096];
+        snprintf(name, sizeof name, "step-%08ld.safetensors", t->state.step);
+        path_in(t, "last.safetensors", from, sizeof from);
+        path_in(t, name, to, sizeof to);
+        if (checkpoint_link(from, to) != 0) return fail("saving the step checkpoint");
+        prune_step_files(t);
+    }
+    t->last_save_step = t->state.step;
+    say(t, "saved %s/last.safetensors at step %ld (%.2f s)", t->run_dir, t->state.step, now_seconds() - t0);
+    return 0;
+}
+
+// Restores weights, optimizer, RNG and cursor from the newest consistent pair.
+static int resume(Trainer *t, const char *model_path, const char *state_path) {
+    if (checkpoint_load_weights(model_path, &t->model, NULL) != 0) return -1;
+    if (checkpoint_load_state(state_path, &t->state, &t->opt, t->ema) != 0) return -1;
+    if (batcher_seek(&t->train_batches, t->state.cursor) != 0) return fail(state_path);
+    char path[4096];
+    path_in(t, "metrics.jsonl", path, sizeof path);
+    if (truncate(path, t->state.metrics_bytes) != 0 && errno != ENOENT)
+        return attn_error("%s: cannot truncate to the checkpoint's length: %s", path, strerror(errno));
+    say(t, "resuming from %s at step %ld (epoch %d, batch %d)", model_path, t->state.step, t->state.cursor.epoch,
+        t->state.cursor.position);
+    return 0;
+}
+
+// The tokenizers of a checkpoint, so a resumed run encodes exactly as before.
+static int restore_tokenizers(Trainer *t, const char *model_path) {
+    CheckpointInfo info;
+    if (checkpoint_read_info(model_path, &info) != 0) return -1;
+    t->src_tok = info.src_tok;
+    t->tgt_tok = info.tgt_tok;
+    info.src_tok = info.tgt_tok = NULL;
+    checkpoint_info_free(&info);
+    return 0;
+}
+
+// ----------------------------------------------------------------------------
+// Progress and metrics
+
+static double elapsed(const Trainer *t) { return t->state.elapsed_seconds + now_seconds() - t->session_start; }
+
+static double epoch_progress(const Trainer *t) {
+    int n = batcher_epoch_batches(&t->train_batches);
+    return t->train_batches.cursor.epoch + (n ? (double)t->train_batches.cursor.position / n : 0.0);
+}
+
+static void format_duration(double s, char *buf, size_t cap) {
+    if (!(s >= 0) || s > 1e8) { snprintf(buf, cap, "?"); return; }
+    long sec = (long)(s + 0.5);
+    if (sec >= 3600) snprintf(buf, cap, "%ldh%02ldm", sec / 3600, sec / 60 % 60);
+    else if (sec >= 60) snprintf(buf, cap, "%ldm%02lds", sec / 60, sec % 60);
+    else snprintf(buf, cap, "%lds", sec);
+}
+
+// Seconds left: the nearest of the step, epoch and time budgets.
+static double eta_seconds(const Trainer *t, double seconds_per_step) {
+    const TrainConfig *c = &t->cfg;
+    double eta = INFINITY;
+    if (c->max_steps > 0) eta = fmin(eta, (double)(c->max_steps - t->state.step) * seconds_per_step);
+    if (c->max_minutes > 0) eta = fmin(eta, c->max_minutes * 60.0 - elapsed(t));
+    if (c->max_epochs > 0) {
+        double steps_per_epoch = (double)batcher_epoch_batches(&t->train_batches) / c->accum_steps;
+        eta = fmin(eta, (c->max_epochs - epoch_progress(t)) * steps_per_epoch * seconds_per_step);
+    }
+    return eta;
+}
+
+static void write_record(Trainer *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void write_record(Trainer *t, const char *fmt, ...) {
+    if (!t->metrics) return;
+    va_list ap;
+    va_start(ap, fmt);
+    vfprintf(t->metrics, fmt, ap);
+    va_end(ap);
+    fputc('\n', t->metrics);
+}
+
+static void log_interval(Trainer *t, int live) {
+    double now = now_seconds(), span = now - t->interval_start;
+    if (t->interval_steps == 0) return;
+    double loss = t->interval_tokens ? t->interval_loss_sum / (double)t->interval_tokens : 0.0;
+    double tokens_per_s = span > 0 ? (double)t->interval_tokens / span : 0.0;
+    char eta[32];
+    format_duration(eta_seconds(t, span / (double)t->interval_steps), eta, sizeof eta);
+    char budget[32] = "";
+    if (t->cfg.max_steps > 0) snprintf(budget, sizeof budget, "/%ld", t->cfg.max_steps);
+    if (live) {
+        if (t->opts->quiet || now - t->last_live < 0.2) return;  // a terminal needs no more than 5 redraws a second
+        t->last_live = now;
+        fprintf(stderr, "\r\033[Kstep %ld%s | epoch %.2f | loss %.4f | lr %.3g | %.0f tok/s | ETA %s", t->state.step,
+                budget, epoch_progress(t), loss, t->last_lr, tokens_per_s, eta);
+        fflush(stderr);
+        t->progress_shown = 1;
+        return;
+    }
+    write_record(t, "{\"type\":\"train\",\"step\":%ld,\"epoch\":%.4f,\"loss\":%.6g,\"lr\":%.6g,\"grad_norm\":%.6g,"
+                 "\"tokens_per_s\":%.1f,\"elapsed_s\":%.2f}", t->state.step, epoch_progress(t), loss, t->last_lr,
+                 t->last_grad_norm, tokens_per_s, elapsed(t));
+    if (!t->opts->progress)
+        say(t, "step %ld%s  epoch %.2f  loss %.4f  lr %.3g  grad_norm %.3g  %.0f tok/s  ETA %s", t->state.step, budget,
+            epoch_progress(t), loss, t->last_lr, t->last_grad_norm, tokens_per_s, eta);
+    t->interval_start = now;
+    t->interval_loss_sum = 0.0;
+    t->interval_tokens = 0;
+    t->interval_steps = 0;
+}
+
+// Validates, records, keeps the best checkpoint and counts patience.
+// Sets *stop when early stopping or the target metric says so.
+static int run_validation(Trainer *t, int *stop) {
+    ValidResult r;
+    double t0 = now_seconds();
+    validate(t, &r);
+    t->last_valid_step = t->state.step;
+    const char *name = t->cfg.best_metric;
+    double value = metric_value(name, &r);
+    int better = !t->state.has_best ||
+                 (metric_higher_is_better(name) ? value > t->state.best_metric : value < t->state.best_metric);
+    if (better) {
+        t->state.best_metric = value;
+        t->state.best_step = t->state.step;
+        t->state.has_best = 1;
+        t->state.bad_evals = 0;
+        if (save_model_file(t, "best.safetensors", t->model.param_memory) != 0) return fail("saving best.safetensors");
+    } else {
+        t->state.bad_evals++;
+    }
+    write_record(t, "{\"type\":\"valid\",\"step\":%ld,\"epoch\":%.4f,\"valid_loss\":%.6g,\"valid_ppl\":%.6g,"
+                 "\"valid_acc\":%.4f,\"valid_exact\":%.4f,\"best\":%s,\"elapsed_s\":%.2f}", t->state.step,
+                 epoch_progress(t), r.loss, r.ppl, r.acc, r.exact, better ? "true" : "false", elapsed(t));
+    say(t, "valid step %ld: loss %.4f  ppl %.3f  acc %.2f%%  exact %.2f%% (%ld sentences, %.1f s)%s", t->state.step,
+        r.loss, r.ppl, r.acc, r.exact, r.sentences, now_seconds() - t0, better ? "  * best" : "");
+    if (t->cfg.patience > 0 && t->state.bad_evals >= t->cfg.patience) {
+        say(t, "early stopping: %d validations without a better %s (best %.4f at step %ld)", t->state.bad_evals, name,
+            t->state.best_metric, t->state.best_step);
+        *stop = 1;
+    }
+    if (metric_reached(&t->cfg, t->state.best_metric)) {
+        say(t, "target reached: %s %.4f (target_metric %g)", name, t->state.best_metric, t->cfg.target_metric);
+        *stop = 1;
+    }
+    return 0;
+}
+
+// ----------------------------------------------------------------------------
+// The run
+
+static int budget_left(const Trainer *t) {
+    const TrainConfig *c = &t->cfg;
+    if (c->max_steps > 0 && t->state.step >= c->max_steps) return 0;
+    if (c->max_epochs > 0) {
+        const BatchCursor *cur = &t->train_batches.cursor;
+        int done = cur->epoch + (cur->position >= batcher_epoch_batches(&t->train_batches) ? 1 : 0);
+        if (done >= c->max_epochs) return 0;
+    }
+    if (c->max_minutes > 0 && elapsed(t) >= c->max_minutes * 60.0) return 0;
+    return 1;
+}
+
+static int setup(Trainer *t, char *model_path, char *state_path, int *resuming) {
+    *resuming = checkpoint_find_resume(t->run_dir, model_path, state_path, 4096);
+    if (*resuming < 0) return -1;
+    if (t->cfg.threads > 0 && threads_set(t->cfg.threads) != 0) return -1;
+    if (load_data(t) != 0) return -1;
+    if (*resuming ? restore_tokenizers(t, model_path) : make_tokenizers(t)) return -1;
+    if (encode_pairs(t, &t->train_text, &t->train_pairs) != 0) return fail("training data");
+    if (encode_pairs(t, &t->valid_text, &t->valid_pairs) != 0) return fail("validation data");
+    if (make_batchers(t) != 0) return -1;
+    if (create_model(t) != 0) return -1;
+    if (*resuming && resume(t, model_path, state_path) != 0) return -1;
+    if (!*resuming) {
+        char path[4096];
+        if (tokenizer_save(t->src_tok, path_in(t, "src.tokenizer", path, sizeof path)) != 0 ||
+            tokenizer_save(t->tgt_tok, path_in(t, "tgt.tokenizer", path, sizeof path)) != 0) return -1;
+    }
+    return 0;
+}
+
+// Appends to RUN_DIR/metrics.jsonl; a fresh run starts it empty (records of
+// an attempt that died before its first checkpoint are dropped).
+static int open_metrics(Trainer *t, int resuming) {
+    char path[4096];
+    path_in(t, "metrics.jsonl", path, sizeof path);
+    t->metrics = fopen(path, resuming ? "a" : "w");
+    if (!t->metrics) return attn_error("%s: cannot open for appending: %s", path, strerror(errno));
+    return 0;
+}
+
+static void free_trainer(Trainer *t) {
+    if (t->metrics) fclose(t->metrics);
+    parallel_free(&t->train_text);
+    parallel_free(&t->valid_text);
+    tokenizer_free(t->src_tok);
+    tokenizer_free(t->tgt_tok);
+    token_pairs_free(&t->train_pairs);
+    token_pairs_free(&t->valid_pairs);
+    batcher_free(&t->train_batches);
+    batcher_free(&t->valid_batches);
+    if (t->model.param_memory) model_free(&t->model);
+    optimizer_free(&t->opt);
+    batch_free(&t->batch);
+    free(t->ema);
+    free(t->config_text);
+}
+
+// The loop proper: steps until the budget, a stop condition or a signal.
+static int loop(Trainer *t) {
+    const TrainConfig *c = &t->cfg;
+    long save_every = c->save_every > 0 ? c->save_every : c->valid_every;
+    int stop = 0;
+    t->last_save_step = t->state.step;  // a resumed run starts from a saved step
+    t->interval_start = now_seconds();
+    while (!stop && !stop_signal && budget_left(t)) {
+        float loss = train_step(t);
+        if (!isfinite(loss) || !isfinite(t->last_grad_norm))
+            return attn_error("step %ld: the loss or the gradient is not finite (loss %g, gradient norm %g); "
+                              "the last checkpoint is intact; lower lr or raise warmup_steps", t->state.step, loss,
+                              t->last_grad_norm);
+        if (t->state.step % c->log_every == 0) log_interval(t, 0);
+        else if (t->opts->progress) log_interval(t, 1);
+        if (c->valid_every > 0 && t->state.step % c->valid_every == 0 && run_validation(t, &stop) != 0) return -1;
+        if (save_every > 0 && t->state.step % save_every == 0 && save_checkpoint(t) != 0) return -1;
+    }
+    if (t->interval_steps > 0) log_interval(t, 0);
+    if (stop_signal) {
+        say(t, "interrupted (signal %d) at step %ld: saving", (int)stop_signal, t->state.step);
+        if (save_checkpoint(t) != 0) return -1;
+        say(t, "run the same command again to resume");
+        return 0;
+    }
+    if (t->last_valid_step != t->state.step && run_validation(t, &stop) != 0) return -1;
+    if (t->last_save_step != t->state.step && save_checkpoint(t) != 0) return -1;
+    say(t, "done at step %ld (epoch %.2f, %.1f s): best %s %.4f at step %ld in %s/best.safetensors", t->state.step,
+        epoch_progress(t), elapsed(t), c->best_metric, t->state.best_metric, t->state.best_step, t->run_dir);
+    return 0;
+}
+
+int train_run(const TrainConfig *cfg, const char *run_dir, const TrainOptions *opts) {
+    Trainer *t = calloc_check(1, sizeof *t);
+    t->cfg = *cfg;
+    t->opts = opts;
+    t->run_dir = run_dir;
+    t->config_text = config_to_string(cfg);
+    t->last_valid_step = t->last_save_step = -1;
+    char model_path[4096], state_path[4096];
+    int resuming;
+    int rc = setup(t, model_path, state_path, &resuming);
+    if (rc == 0) rc = open_metrics(t, resuming);
+    t->session_start = now_seconds();
+    if (rc == 0 && !budget_left(t)) {
+        say(t, "%s: the budget is already reached at step %ld; raise max_steps / max_epochs / max_minutes to go on",
+            run_dir, t->state.step);
+    } else if (rc == 0) {
+        struct sigaction sa, old_int, old_term;
+        memset(&sa, 0, sizeof sa);
+        sa.sa_handler = on_signal;
+        sa.sa_flags = SA_RESETHAND;  // a second Ctrl-C kills at once
+        sigemptyset(&sa.sa_mask);
+        stop_signal = 0;
+        sigaction(SIGINT, &sa, &old_int);
+        sigaction(SIGTERM, &sa, &old_term);
+        t->session_start = now_seconds();  // setup time is not training time
+        rc = loop(t);
+        sigaction(SIGINT, &old_int, NULL);
+        sigaction(SIGTERM, &old_term, NULL);
+    }
+    free_trainer(t);
+    free(t);
+    return rc;
+}
