@@ -14,6 +14,7 @@ static const Command commands[] = {
     {"bleu", cmd_bleu, "corpus BLEU of hypotheses (stdin) against --ref files, as sacreBLEU"},
     {"chrf", cmd_chrf, "corpus chrF of hypotheses (stdin) against --ref files, as sacreBLEU"},
     {"tune", cmd_tune, "hyperparameter search (grid, random, successive halving, ASHA) over attn train runs"},
+    {"gradcheck", cmd_gradcheck, "finite-difference check of every layer's backward pass"},
 };
 static const int n_commands = sizeof commands / sizeof commands[0];
 
