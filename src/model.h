@@ -242,7 +242,8 @@ typedef struct {
     float *sub;              // (max_B, C) sublayer output
     float *ff;               // (max_B, F)
     float *mean, *rstd;      // (max_B)
-    float *probs;            // (max_B, NH, max(max_T, max_S))
+    float *probs;            // (max_B, NH, max(max_T, max_S)); after decode_step it holds
+                             // the last decoder layer's cross-attention, (B, NH, S)
     float *reorder_tmp;      // (max_B, max(max_T * C, max_S * 2C)) for decode_reorder
     uint8_t *reorder_pad;    // (max_B, max_S)
 } DecodeState;

@@ -208,10 +208,17 @@ static void test_decode_matches_forward(void) {
         fill_batch(&b, src, tin, tout, 3, 5, 4);
         model_forward(&m, &b, 0.0f, 0, NULL);
         CHECK(decode_begin(&m, &ds, m.acts->memory, m.acts->src_pad, 3, 5) == 0, "decode_begin");
-        double max_diff = 0;
+        double max_diff = 0, max_probs_diff = 0;
+        const float *xprobs = m.acts->dec[cfg.n_dec_layers - 1].cross.probs;   // (B, NH, T, S)
         for (int t = 0; t < 4; t++) {
             int tokens[3] = {tin[t], tin[4 + t], tin[8 + t]};
             decode_step(&m, &ds, tokens, t);
+            for (int i = 0; i < 3; i++)
+                for (int h = 0; h < cfg.n_heads; h++)
+                    for (int j = 0; j < 5; j++) {
+                        double d = fabs(ds.probs[(i * cfg.n_heads + h) * 5 + j] - xprobs[((i * cfg.n_heads + h) * 4 + t) * 5 + j]);
+                        if (tin[i * 4 + t] != PAD_ID && d > max_probs_diff) max_probs_diff = d;
+                    }
             for (int i = 0; i < 3; i++) {
                 if (tin[i * 4 + t] == PAD_ID) continue;
                 for (int v = 0; v < cfg.tgt_vocab; v++) {
@@ -221,6 +228,8 @@ static void test_decode_matches_forward(void) {
             }
         }
         CHECK(max_diff < 1e-5, "norm_first %d: cached decoding equals the forward (max diff %.2e)", norm_first, max_diff);
+        CHECK(max_probs_diff < 1e-6, "norm_first %d: decode_step leaves the last layer's cross-attention in probs (diff %.2e)",
+              norm_first, max_probs_diff);
         // Reordering: after two steps, hypotheses 0 and 2 swap (from = {2, 1, 0});
         // the new hypothesis 2 continues the old hypothesis 0 (length 4), so its
         // third step must give the forward's logits of sentence 0 at t = 2.
