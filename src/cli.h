@@ -21,6 +21,8 @@ int flag_value(int argc, char **argv, int *i, const char **value);
 
 int cmd_version(int argc, char **argv);
 int cmd_train(int argc, char **argv);    // cli_train.c
+int cmd_average(int argc, char **argv);  // cli_average.c
+int cmd_info(int argc, char **argv);     // cli_info.c
 int cmd_tokenizer(int argc, char **argv);  // cli_tokenizer.c
 int cmd_bleu(int argc, char **argv);   // cli_bleu.c
 int cmd_chrf(int argc, char **argv);   // cli_bleu.c

@@ -9,6 +9,8 @@ static const Command commands[] = {
     // One line per subcommand; keep the order of DESIGN.md section 3.
     {"version", cmd_version, "print the version"},
     {"train", cmd_train, "train a model from a config into a run directory (resumes an existing one)"},
+    {"average", cmd_average, "average the weights of checkpoints (the last N of a run)"},
+    {"info", cmd_info, "a checkpoint's config, parameter counts and tokenizers"},
     {"tokenizer", cmd_tokenizer, "learn a char/word/BPE tokenizer; encode and decode text (stdin)"},
     {"prepare", cmd_prepare, "clean parallel text and split it into train/valid/test TSVs"},
     {"bleu", cmd_bleu, "corpus BLEU of hypotheses (stdin) against --ref files, as sacreBLEU"},

@@ -303,11 +303,72 @@ def cmd_fixtures(outdir):
         print(f"wrote {path} ({os.path.getsize(path)} bytes, loss {float(tensors['out.loss'][0]):.6f})")
 
 
+# ---------------------------------------------------------------------------
+# attn checkpoints (src/checkpoint.h): load one into the PyTorch model
+
+
+def load_attn_checkpoint(path):
+    """A Seq2Seq with the weights of an attn checkpoint, and its metadata.
+
+    The metadata's `model_config` gives the architecture; `tied` lists the
+    names stored once ("alias=name,..."), which are filled from their target.
+    """
+    tensors, meta = read_safetensors(path)
+    if meta.get("format") != "attn-checkpoint":
+        raise ValueError(f"{path}: not an attn checkpoint (metadata format {meta.get('format')!r})")
+    if meta.get("format_version") != "1":
+        raise ValueError(f"{path}: checkpoint format version {meta.get('format_version')}, this reader knows 1")
+    cfg = dict(line.split(" = ", 1) for line in meta["model_config"].splitlines() if line.strip())
+    model = build_model(cfg)
+    ties = dict(item.split("=", 1) for item in meta.get("tied", "").split(",") if item)
+    state = {}
+    for name in model.state_dict():
+        source = name if name in tensors else ties.get(name)
+        if source not in tensors:
+            raise ValueError(f"{path}: tensor {name} is missing")
+        state[name] = torch.from_numpy(tensors[source])
+    extra = set(tensors) - set(state)
+    if extra:
+        raise ValueError(f"{path}: unexpected tensors {sorted(extra)}")
+    model.load_state_dict(state)
+    return model, meta
+
+
+def cmd_logits(checkpoint, batch_path, out_path):
+    """Logits of the batch that `attn info --dump-logits` wrote (src, tgt_in as
+    float ids), from the checkpoint loaded into PyTorch; written as `logits`.
+    Train mode with every dropout at 0, so the encoder takes no fast path
+    (padded positions would differ; DESIGN.md section 1)."""
+    torch.set_num_threads(1)
+    model, _ = load_attn_checkpoint(checkpoint)
+    for module in model.modules():
+        if isinstance(module, nn.Dropout):
+            module.p = 0.0
+    for layer in list(model.transformer.encoder.layers) + list(model.transformer.decoder.layers):
+        layer.self_attn.dropout = 0.0
+        if hasattr(layer, "multihead_attn"):
+            layer.multihead_attn.dropout = 0.0
+    model.train()
+    batch, _ = read_safetensors(batch_path)
+    src = torch.from_numpy(batch["src"]).long()
+    tgt_in = torch.from_numpy(batch["tgt_in"]).long()
+    tgt_out = torch.from_numpy(batch["tgt_out"]).long()
+    with torch.no_grad():
+        logits = model(src, tgt_in)
+        loss = loss_fn(logits, tgt_out, 0.0)
+    write_safetensors(out_path, {"logits": logits, "loss": loss.reshape(1)})
+    print(f"wrote {out_path}: logits {tuple(logits.shape)}, loss {loss.item():.6f}")
+
+
 def main(argv):
     if len(argv) == 3 and argv[1] == "fixtures":
         cmd_fixtures(argv[2])
         return 0
-    sys.stderr.write("usage: reference.py fixtures OUTDIR\n")
+    if len(argv) == 5 and argv[1] == "logits":
+        cmd_logits(argv[2], argv[3], argv[4])
+        return 0
+    sys.stderr.write("usage: reference.py fixtures OUTDIR\n"
+                     "       reference.py logits CHECKPOINT BATCH OUT   (BATCH from attn info --dump-logits)\n")
     return 2
 
 
