@@ -26,9 +26,11 @@ int cmd_info(int argc, char **argv);     // cli_info.c
 int cmd_tokenizer(int argc, char **argv);  // cli_tokenizer.c
 int cmd_bleu(int argc, char **argv);   // cli_bleu.c
 int cmd_chrf(int argc, char **argv);   // cli_bleu.c
+int cmd_translate(int argc, char **argv);  // cli_translate.c
+int cmd_score(int argc, char **argv);      // cli_score.c
+int cmd_eval(int argc, char **argv);       // cli_eval.c
 int cmd_prepare(int argc, char **argv);  // cli_prepare.c
 int cmd_tune(int argc, char **argv);     // cli_tune.c
 int cmd_gradcheck(int argc, char **argv);  // cli_gradcheck.c
-int cmd_bench(int argc, char **argv);      // cli_bench.c
 
 #endif

@@ -11,7 +11,12 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include "checkpoint.h"
+#include "cli.h"
 #include "common.h"
+#include "config.h"
+#include "data.h"
+#include "utf8.h"
 
 // ----------------------------------------------------------------------------
 // Options
@@ -52,6 +57,38 @@ double length_penalty(const DecodeOptions *opt, int len) {
     if (opt->alpha == 0) return 1.0;
     if (opt->length_penalty == LENGTH_PENALTY_POWER) return pow((double)len, opt->alpha);
     return pow((5.0 + len) / 6.0, opt->alpha);
+}
+
+// The command-line flags of the options (see attn translate --help).
+int decode_parse_flag(int argc, char **argv, int *i, DecodeOptions *opt) {
+    const char *f = argv[*i], *v;
+    long n;
+    double x;
+    if (!strcmp(f, "--sample")) { opt->sample = 1; return 1; }
+    static const char *const valued[] = {"--beam", "--alpha", "--length-penalty", "--nbest", "--max-len",
+                                         "--max-len-a", "--max-len-b", "--temperature", "--top-k", "--top-p",
+                                         "--seed", "--batch-size"};
+    int known = 0;
+    for (size_t k = 0; k < sizeof valued / sizeof valued[0]; k++) known |= !strcmp(f, valued[k]);
+    if (!known) return 0;
+    if (flag_value(argc, argv, i, &v) != 0) return -1;
+    if (!strcmp(f, "--beam")) { if (parse_int_flag(f, v, 1, 1000, &n)) return -1; opt->beam_size = (int)n; }
+    else if (!strcmp(f, "--alpha")) { if (parse_float_flag(f, v, 0, 100, &x)) return -1; opt->alpha = (float)x; }
+    else if (!strcmp(f, "--length-penalty")) {
+        if (!strcmp(v, "gnmt")) opt->length_penalty = LENGTH_PENALTY_GNMT;
+        else if (!strcmp(v, "power")) opt->length_penalty = LENGTH_PENALTY_POWER;
+        else return attn_error("bad value for --length-penalty: '%s' (use gnmt or power)", v);
+    }
+    else if (!strcmp(f, "--nbest")) { if (parse_int_flag(f, v, 1, 1000, &n)) return -1; opt->nbest = (int)n; }
+    else if (!strcmp(f, "--max-len")) { if (parse_int_flag(f, v, 1, 1 << 20, &n)) return -1; opt->max_len = (int)n; }
+    else if (!strcmp(f, "--max-len-a")) { if (parse_float_flag(f, v, 0, 1000, &x)) return -1; opt->max_len_a = (float)x; }
+    else if (!strcmp(f, "--max-len-b")) { if (parse_int_flag(f, v, 0, 1 << 20, &n)) return -1; opt->max_len_b = (int)n; }
+    else if (!strcmp(f, "--temperature")) { if (parse_float_flag(f, v, 1e-6, 1e6, &x)) return -1; opt->temperature = (float)x; }
+    else if (!strcmp(f, "--top-k")) { if (parse_int_flag(f, v, 0, 1 << 30, &n)) return -1; opt->top_k = (int)n; }
+    else if (!strcmp(f, "--top-p")) { if (parse_float_flag(f, v, 1e-9, 1, &x)) return -1; opt->top_p = (float)x; }
+    else if (!strcmp(f, "--seed")) { if (parse_int_flag(f, v, 0, 0x7fffffffL, &n)) return -1; opt->seed = (uint64_t)n; }
+    else if (!strcmp(f, "--batch-size")) { if (parse_int_flag(f, v, 1, 4096, &n)) return -1; opt->batch_size = (int)n; }
+    return 1;
 }
 
 // ----------------------------------------------------------------------------
@@ -96,9 +133,10 @@ struct Translator {
     DecodeState st;
     int K;              // rows per sentence
     int max_rows;       // batch_size * K
-    int max_S, max_T;   // source positions, output positions (|Y|)
+    int limit_T;        // largest |Y| allowed: the model's max_len, or opt.max_len
+    int max_S, max_T;   // capacity of the state and the row buffers (grown per batch)
     int V, NH, C;
-    int *src_buf;       // (batch_size, max_S)
+    int *src_buf;       // (batch_size, the model's max_S)
     float *mem_rows;    // (max_rows, max_S, C) memory repeated per row (K > 1)
     uint8_t *pad_rows;  // (max_rows, max_S)
     Rows cur, next;
@@ -123,14 +161,42 @@ static void rows_alloc(Rows *r, int max_rows, int max_T, int max_S, int attentio
 
 static void rows_free(Rows *r) {
     free(r->tokens); free(r->lp); free(r->attn); free(r->score); free(r->sent); free(r->alive); free(r->rng);
+    memset(r, 0, sizeof *r);
+}
+
+// Sizes the decoder state and the row buffers for sources of S positions and
+// outputs of T; they grow (never shrink) so the first, longest batch of a
+// length-sorted run sets the size, instead of the model's max_len.
+static int ensure_capacity(Translator *tr, int S, int T) {
+    if (S <= tr->max_S && T <= tr->max_T) return 0;
+    if (S < tr->max_S) S = tr->max_S;
+    if (T < tr->max_T) T = tr->max_T;
+    decode_state_free(&tr->st);
+    rows_free(&tr->cur);
+    rows_free(&tr->next);
+    free(tr->mem_rows);
+    free(tr->pad_rows);
+    tr->mem_rows = NULL;
+    tr->pad_rows = NULL;
+    tr->max_S = tr->max_T = 0;
+    if (decode_state_create(&tr->st, tr->m, tr->max_rows, S, T) != 0) return -1;
+    if (tr->K > 1) {
+        tr->mem_rows = malloc_check((size_t)tr->max_rows * S * tr->C * sizeof(float));
+        tr->pad_rows = malloc_check((size_t)tr->max_rows * S);
+    }
+    rows_alloc(&tr->cur, tr->max_rows, T, S, tr->opt.attention);
+    rows_alloc(&tr->next, tr->max_rows, T, S, tr->opt.attention);
+    tr->max_S = S;
+    tr->max_T = T;
+    return 0;
 }
 
 int translator_create(Translator **out, Model *m, const DecodeOptions *opt) {
     if (decode_options_validate(opt) != 0) return -1;
     const ModelConfig *c = &m->config;
     int K = opt->sample ? opt->nbest : opt->beam_size;
-    int max_T = c->max_len;
-    if (opt->max_len > 0 && opt->max_len < max_T) max_T = opt->max_len;
+    int limit_T = c->max_len;
+    if (opt->max_len > 0 && opt->max_len < limit_T) limit_T = opt->max_len;
     if (opt->batch_size > m->max_B)
         return attn_error("batch size %d exceeds the model's capacity of %d sentences", opt->batch_size, m->max_B);
     Translator *tr = calloc_check(1, sizeof *tr);
@@ -138,19 +204,11 @@ int translator_create(Translator **out, Model *m, const DecodeOptions *opt) {
     tr->opt = *opt;
     tr->K = K;
     tr->max_rows = opt->batch_size * K;
-    tr->max_S = m->max_S;
-    tr->max_T = max_T;
+    tr->limit_T = limit_T;
     tr->V = c->tgt_vocab;
     tr->NH = c->n_heads;
     tr->C = c->d_model;
-    if (decode_state_create(&tr->st, m, tr->max_rows, tr->max_S, max_T) != 0) { free(tr); return -1; }
-    tr->src_buf = malloc_check((size_t)opt->batch_size * tr->max_S * sizeof(int));
-    if (K > 1) {
-        tr->mem_rows = malloc_check((size_t)tr->max_rows * tr->max_S * tr->C * sizeof(float));
-        tr->pad_rows = malloc_check((size_t)tr->max_rows * tr->max_S);
-    }
-    rows_alloc(&tr->cur, tr->max_rows, max_T, tr->max_S, opt->attention);
-    rows_alloc(&tr->next, tr->max_rows, max_T, tr->max_S, opt->attention);
+    tr->src_buf = malloc_check((size_t)opt->batch_size * m->max_S * sizeof(int));
     tr->from = malloc_check((size_t)tr->max_rows * sizeof(int));
     tr->feed = malloc_check((size_t)tr->max_rows * sizeof(int));
     tr->logprobs = malloc_check((size_t)tr->max_rows * tr->V * sizeof(float));
@@ -474,7 +532,7 @@ static int select_beam(Translator *tr, Sentence *s, int r0, int pos, int n_next)
 // One batch
 
 static int sentence_limit(const Translator *tr, int src_tokens) {
-    int limit = tr->max_T;
+    int limit = tr->limit_T;
     if (tr->opt.max_len_a > 0) {
         double rel = tr->opt.max_len_a * src_tokens + tr->opt.max_len_b;
         if (rel < limit) limit = rel < 1 ? 1 : (int)rel;
@@ -486,10 +544,15 @@ static int sentence_limit(const Translator *tr, int src_tokens) {
 static int begin_batch(Translator *tr, const int *const *src, const int *src_len, const int *idx, int nb,
                        long first_index) {
     Model *m = tr->m;
-    int S = 0;
-    for (int b = 0; b < nb; b++) if (src_len[idx[b]] + 1 > S) S = src_len[idx[b]] + 1;
-    if (S > tr->max_S)
-        return attn_error("a source of %d tokens exceeds the model's %d positions", S, tr->max_S);
+    int S = 0, T = 1;
+    for (int b = 0; b < nb; b++) {
+        if (src_len[idx[b]] + 1 > S) S = src_len[idx[b]] + 1;
+        int limit = sentence_limit(tr, src_len[idx[b]]);
+        if (limit > T) T = limit;
+    }
+    if (S > m->max_S)
+        return attn_error("a source of %d tokens (with </s>) exceeds the model's capacity of %d positions", S, m->max_S);
+    if (ensure_capacity(tr, S, T) != 0) return -1;
     for (int b = 0; b < nb; b++) {
         int n = src_len[idx[b]];
         int *row = tr->src_buf + (long)b * S;
@@ -673,4 +736,65 @@ int score_pairs(Model *m, const int *const *src, const int *src_len, const int *
     free(b.tgt_in);
     free(b.tgt_out);
     return rc;
+}
+
+// ----------------------------------------------------------------------------
+// Model files and text
+
+int decode_model_open(DecodeModel *dm, const char *path, int batch, int max_len, int with_targets) {
+    memset(dm, 0, sizeof *dm);
+    CheckpointInfo info;
+    if (checkpoint_read_info(path, &info) != 0) return -1;
+    int positions = info.model_config.max_len, train_max_len = positions < 256 ? positions : 256;
+    if (info.train_config) {
+        TrainConfig tc;
+        config_default(&tc);
+        if (config_parse(&tc, info.train_config, path) == 0) {
+            train_max_len = tc.max_len;
+            dm->lowercase = tc.lowercase;
+        }
+    }
+    checkpoint_info_free(&info);
+    dm->max_len = max_len > 0 ? max_len : train_max_len;
+    if (dm->max_len > positions) dm->max_len = positions;
+    if (dm->max_len < 1) dm->max_len = 1;
+    return checkpoint_load_model(path, &dm->model, batch, dm->max_len, with_targets ? dm->max_len : 1,
+                                 &dm->src_tok, &dm->tgt_tok);
+}
+
+void decode_model_close(DecodeModel *dm) {
+    model_free(&dm->model);
+    tokenizer_free(dm->src_tok);
+    tokenizer_free(dm->tgt_tok);
+    memset(dm, 0, sizeof *dm);
+}
+
+void decode_prepare_text(const DecodeModel *dm, char *text) {
+    normalize_whitespace(text);
+    if (dm->lowercase) utf8_lowercase(text);
+}
+
+int decode_encode_text(const DecodeModel *dm, const Tokenizer *t, const char *text, int max_tokens,
+                       int **ids, int *cap, int *dropped) {
+    size_t len = strlen(text);
+    if (utf8_first_invalid(text, len) >= 0) return attn_error("invalid UTF-8");
+    char *prepared = strdup_check(text);
+    decode_prepare_text(dm, prepared);
+    size_t need = strlen(prepared) + 1;
+    if ((size_t)*cap < need) {
+        *cap = (int)need;
+        *ids = realloc_check(*ids, need * sizeof(int));
+    }
+    int n = tokenizer_encode(t, prepared, *ids, *cap, 0.0f, NULL);
+    free(prepared);
+    if (n < 0) return -1;
+    *dropped = n > max_tokens ? n - max_tokens : 0;
+    return n - *dropped;
+}
+
+char *decode_ids_to_text(const Tokenizer *t, const int *ids, int n) {
+    size_t cap = (size_t)n * tokenizer_max_piece_bytes(t) + 1;
+    char *out = malloc_check(cap);
+    if (tokenizer_decode(t, ids, n, out, cap) < 0) { free(out); return NULL; }
+    return out;
 }

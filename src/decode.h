@@ -11,6 +11,7 @@
 #include <stdint.h>
 #include "metrics.h"
 #include "model.h"
+#include "tokenizer.h"
 
 typedef enum {
     LENGTH_PENALTY_GNMT,   // ((5 + |Y|) / 6)^alpha  (Wu et al. 2016)
@@ -61,6 +62,11 @@ typedef struct Translator Translator;
 void decode_options_default(DecodeOptions *opt);
 int decode_options_validate(const DecodeOptions *opt);
 double length_penalty(const DecodeOptions *opt, int len);
+// Command-line flags of the options, shared by attn translate and attn eval:
+// --beam --alpha --length-penalty --nbest --max-len --max-len-a --max-len-b
+// --sample --temperature --top-k --top-p --seed --batch-size. Returns 1 when
+// argv[*i] is one (advancing *i past its value), 0 when not, -1 on a bad value.
+int decode_parse_flag(int argc, char **argv, int *i, DecodeOptions *opt);
 
 // A translator over model m, whose activations must hold (batch_size, the
 // longest source + 1) for the encoder (model_create's max_B and max_S).
@@ -78,5 +84,33 @@ void decode_result_free(DecodeResult *r);
 // stats, when not NULL, accumulates loss / accuracy over every target token.
 int score_pairs(Model *m, const int *const *src, const int *src_len, const int *const *tgt,
                 const int *tgt_len, int n, double *nll, TokenStats *stats);
+
+// ---------------------------------------------------------------------------
+// Model files for decoding and scoring (translate, score, eval)
+
+typedef struct {
+    Model model;
+    Tokenizer *src_tok, *tgt_tok;
+    int max_len;           // longest sequence incl. </s> accepted on either side
+    int lowercase;         // the training data was lowercased, so inputs are too
+} DecodeModel;
+
+// Loads a model file with activations for `batch` sentences. max_len <= 0
+// takes the training run's max_len (from the file's train_config; 256 when
+// the file has none), capped by the model's positions. with_targets: room
+// for teacher-forced targets of max_len (score, eval); else the encoder only.
+int decode_model_open(DecodeModel *dm, const char *path, int batch, int max_len, int with_targets);
+void decode_model_close(DecodeModel *dm);
+
+// Prepares a text as the training data was (whitespace trimmed and
+// collapsed, lowercased when the run did) and encodes it with t into *ids
+// (grown as needed), keeping at most max_tokens. Returns the count kept and
+// sets *dropped to the ids cut off; -1 on invalid UTF-8.
+int decode_encode_text(const DecodeModel *dm, const Tokenizer *t, const char *text, int max_tokens,
+                       int **ids, int *cap, int *dropped);
+// The text of ids (a new string), or NULL on an id outside the vocabulary.
+char *decode_ids_to_text(const Tokenizer *t, const int *ids, int n);
+// The same preparation for a reference text, in place (it only shrinks).
+void decode_prepare_text(const DecodeModel *dm, char *text);
 
 #endif

@@ -11,13 +11,15 @@ static const Command commands[] = {
     {"train", cmd_train, "train a model from a config into a run directory (resumes an existing one)"},
     {"average", cmd_average, "average the weights of checkpoints (the last N of a run)"},
     {"info", cmd_info, "a checkpoint's config, parameter counts and tokenizers"},
+    {"translate", cmd_translate, "translate stdin to stdout, one line per line (greedy, beam, sampling, n-best)"},
+    {"score", cmd_score, "per line of src<TAB>tgt on stdin, the target's negative log-likelihood in nats"},
+    {"eval", cmd_eval, "decode a src<TAB>tgt file and print BLEU, chrF, WER/PER, accuracy, loss"},
     {"tokenizer", cmd_tokenizer, "learn a char/word/BPE tokenizer; encode and decode text (stdin)"},
     {"prepare", cmd_prepare, "clean parallel text and split it into train/valid/test TSVs"},
     {"bleu", cmd_bleu, "corpus BLEU of hypotheses (stdin) against --ref files, as sacreBLEU"},
     {"chrf", cmd_chrf, "corpus chrF of hypotheses (stdin) against --ref files, as sacreBLEU"},
     {"tune", cmd_tune, "hyperparameter search (grid, random, successive halving, ASHA) over attn train runs"},
     {"gradcheck", cmd_gradcheck, "finite-difference check of every layer's backward pass"},
-    {"bench", cmd_bench, "training and decoding speed on a benchmark config (one JSON line)"},
 };
 static const int n_commands = sizeof commands / sizeof commands[0];
 

@@ -1,0 +1,124 @@
+// `attn score --model M`: reads src<TAB>tgt lines on stdin and writes, per
+// line, the target's total negative log-likelihood in nats (every target
+// token and </s>, no label smoothing, no dropout), as chunks are scored.
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "cli.h"
+#include "common.h"
+#include "decode.h"
+#include "threads.h"
+#include "utf8.h"
+
+static const char *score_usage =
+    "usage: attn score --model M [flags] < PAIRS > NLL\n"
+    "Per line 'source<TAB>target' of standard input, prints -log p(target </s> | source) in nats.\n"
+    "  --model FILE          model file (.safetensors written by attn train)\n"
+    "  --batch-size N        pairs scored together (default 16)\n"
+    "  --max-len N           longest side in tokens incl. </s> (default: the training max_len);\n"
+    "                        longer sides are truncated with a warning\n"
+    "  --threads N           threads (default: all cores)\n";
+
+typedef struct {
+    int **ids;        // (2n) source, target ids of each pair
+    int *len, *cap;   // (2n)
+    int n, max;
+} PairChunk;
+
+static void pair_chunk_init(PairChunk *c, int max) {
+    memset(c, 0, sizeof *c);
+    c->max = max;
+    c->ids = calloc_check((size_t)2 * max, sizeof(int *));
+    c->len = calloc_check((size_t)2 * max, sizeof(int));
+    c->cap = calloc_check((size_t)2 * max, sizeof(int));
+}
+
+static void pair_chunk_free(PairChunk *c) {
+    for (int i = 0; i < 2 * c->max; i++) free(c->ids[i]);
+    free(c->ids); free(c->len); free(c->cap);
+}
+
+// Encodes one side of line line_no into slot k, truncating with a warning.
+static int encode_side(PairChunk *c, int k, const DecodeModel *dm, const Tokenizer *t, const char *text,
+                       long line_no, const char *side) {
+    int dropped;
+    int n = decode_encode_text(dm, t, text, dm->max_len - 1, &c->ids[k], &c->cap[k], &dropped);
+    if (n < 0) return attn_error("standard input: line %ld: %s: %s", line_no, side, attn_last_error());
+    if (dropped > 0)
+        fprintf(stderr, "attn: warning: line %ld: %s of %d tokens truncated to %d\n", line_no, side, n + dropped, n);
+    c->len[k] = n;
+    return 0;
+}
+
+// Reads up to c->max pairs; returns how many (0 at the end), -1 on bad input.
+static int pair_chunk_read(PairChunk *c, FILE *in, long first_line, const DecodeModel *dm) {
+    char *line = NULL;
+    size_t line_cap = 0;
+    int rc = 0;
+    c->n = 0;
+    while (c->n < c->max) {
+        ssize_t got = getline(&line, &line_cap, in);
+        if (got < 0) break;
+        if (got > 0 && line[got - 1] == '\n') line[--got] = '\0';
+        if (got > 0 && line[got - 1] == '\r') line[--got] = '\0';
+        long line_no = first_line + c->n;
+        long bad = utf8_first_invalid(line, (size_t)got);
+        if ((size_t)got != strlen(line)) { rc = attn_error("standard input: line %ld: contains a NUL byte", line_no); break; }
+        if (bad >= 0) { rc = attn_error("standard input: line %ld: invalid UTF-8 at byte %ld", line_no, bad + 1); break; }
+        char *tab = strchr(line, '\t');
+        if (!tab) { rc = attn_error("standard input: line %ld: no tab: expected 'source<TAB>target'", line_no); break; }
+        *tab = '\0';
+        if (strchr(tab + 1, '\t')) { rc = attn_error("standard input: line %ld: more than one tab", line_no); break; }
+        if (encode_side(c, 2 * c->n, dm, dm->src_tok, line, line_no, "source") != 0 ||
+            encode_side(c, 2 * c->n + 1, dm, dm->tgt_tok, tab + 1, line_no, "target") != 0) { rc = -1; break; }
+        c->n++;
+    }
+    free(line);
+    if (rc == 0 && ferror(in)) rc = attn_error("standard input: read error");
+    return rc != 0 ? -1 : c->n;
+}
+
+int cmd_score(int argc, char **argv) {
+    const char *model_path = NULL, *v;
+    long batch = 16, max_len = 0, threads = 0;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) { fputs(score_usage, stdout); return 0; }
+        if (!strcmp(argv[i], "--model")) { if (flag_value(argc, argv, &i, &model_path)) return -1; }
+        else if (!strcmp(argv[i], "--batch-size")) {
+            if (flag_value(argc, argv, &i, &v) || parse_int_flag("--batch-size", v, 1, 4096, &batch)) return -1;
+        } else if (!strcmp(argv[i], "--max-len")) {
+            if (flag_value(argc, argv, &i, &v) || parse_int_flag("--max-len", v, 2, 1 << 20, &max_len)) return -1;
+        } else if (!strcmp(argv[i], "--threads")) {
+            if (flag_value(argc, argv, &i, &v) || parse_int_flag("--threads", v, 1, 1024, &threads)) return -1;
+        } else {
+            return attn_error("score: unknown flag '%s' (try attn score --help)", argv[i]);
+        }
+    }
+    if (!model_path) return attn_error("score needs --model FILE (try attn score --help)");
+    if (threads > 0 && threads_set((int)threads) != 0) return -1;
+    DecodeModel dm;
+    if (decode_model_open(&dm, model_path, (int)batch, (int)max_len, 1) != 0) return -1;
+    PairChunk c;
+    pair_chunk_init(&c, (int)batch);
+    const int **src = malloc_check((size_t)batch * sizeof(int *)), **tgt = malloc_check((size_t)batch * sizeof(int *));
+    int *src_len = malloc_check((size_t)batch * sizeof(int)), *tgt_len = malloc_check((size_t)batch * sizeof(int));
+    double *nll = malloc_check((size_t)batch * sizeof(double));
+    long first_line = 1;
+    int rc = 0;
+    for (;;) {
+        int n = pair_chunk_read(&c, stdin, first_line, &dm);
+        if (n <= 0) { rc = n; break; }
+        for (int i = 0; i < n; i++) {
+            src[i] = c.ids[2 * i]; src_len[i] = c.len[2 * i];
+            tgt[i] = c.ids[2 * i + 1]; tgt_len[i] = c.len[2 * i + 1];
+        }
+        if ((rc = score_pairs(&dm.model, src, src_len, tgt, tgt_len, n, nll, NULL)) != 0) break;
+        for (int i = 0; i < n; i++) printf("%.6f\n", nll[i]);
+        fflush(stdout);
+        first_line += n;
+    }
+    free(src); free(tgt); free(src_len); free(tgt_len); free(nll);
+    pair_chunk_free(&c);
+    decode_model_close(&dm);
+    return rc;
+}
