@@ -32,5 +32,6 @@ int cmd_eval(int argc, char **argv);       // cli_eval.c
 int cmd_prepare(int argc, char **argv);  // cli_prepare.c
 int cmd_tune(int argc, char **argv);     // cli_tune.c
 int cmd_gradcheck(int argc, char **argv);  // cli_gradcheck.c
+int cmd_bench(int argc, char **argv);      // cli_bench.c
 
 #endif

@@ -20,6 +20,7 @@ static const Command commands[] = {
     {"chrf", cmd_chrf, "corpus chrF of hypotheses (stdin) against --ref files, as sacreBLEU"},
     {"tune", cmd_tune, "hyperparameter search (grid, random, successive halving, ASHA) over attn train runs"},
     {"gradcheck", cmd_gradcheck, "finite-difference check of every layer's backward pass"},
+    {"bench", cmd_bench, "training and decoding speed on a benchmark config (one JSON line)"},
 };
 static const int n_commands = sizeof commands / sizeof commands[0];
 
