@@ -419,6 +419,7 @@ static char *search_signature(const TuneOptions *o, const char *space_text, cons
 int cmd_tune(int argc, char **argv) {
     TuneOptions o;
     int help = 0;
+    setvbuf(stdout, NULL, _IOLBF, 0);  // progress lines reach a log file as they happen
     if (parse_options(argc, argv, &o, &help)) return -1;
     if (help) { usage(); return 0; }
     TrainConfig base;

@@ -307,6 +307,14 @@ static int best_waiting_at_rung(const Tune *t, int k) {
     return best;
 }
 
+// Trials that ever entered rung k (running, finished or failed there or above).
+static int entered_rung(const Tune *t, int k) {
+    if (k == 0) return t->n_trials;
+    int n = 0;
+    for (int i = 0; i < t->n_trials; i++) n += t->trials[i].rung >= k && t->trials[i].status != TRIAL_NEW;
+    return n;
+}
+
 // ASHA (Li et al. 2018): promote a trial in the top 1/eta of its rung's
 // results so far, highest rung first; otherwise start a new trial.
 static int next_asha(Tune *t, TuneJob *job) {
@@ -317,15 +325,18 @@ static int next_asha(Tune *t, TuneJob *job) {
             return start_job(t, c, k + 1, job);
     }
     if (t->n_trials < t->settings.n_trials) { create_trial(t); return start_job(t, t->n_trials - 1, 0, job); }
-    return count_running(t) ? 0 : -1;
-}
-
-// Trials that ever entered rung k (running, finished or failed there or above).
-static int entered_rung(const Tune *t, int k) {
-    if (k == 0) return t->n_trials;
-    int n = 0;
-    for (int i = 0; i < t->n_trials; i++) n += t->trials[i].rung >= k && t->trials[i].status != TRIAL_NEW;
-    return n;
+    if (count_running(t)) return 0;
+    // The end: every configuration sampled, nothing running. With few trials
+    // a rung may hold fewer than eta results and promote nobody; as in
+    // synchronous halving, each rung sends at least its best on, so the
+    // search always ends with a trial trained on the full budget.
+    for (int k = 0; k < t->n_rungs - 1; k++) {
+        int quota = results_at_rung(t, k) / t->settings.eta;
+        if (quota < 1) quota = 1;
+        int c = best_waiting_at_rung(t, k);
+        if (c >= 0 && entered_rung(t, k + 1) < quota) return start_job(t, c, k + 1, job);
+    }
+    return -1;
 }
 
 // Synchronous successive halving: all trials at rung 0; when a rung is

@@ -149,6 +149,14 @@ static void test_schedulers(void) {
     CHECK(maxr == 4 && ab >= 0 && asha.trials[ab].objective == random.trials[rb].objective && 2 * tune_total_steps(&asha) <= r_steps,
           "asha with 4 workers: same best, %ld steps", tune_total_steps(&asha));
 
+    TuneSettings few = {METHOD_ASHA, 4, 100, 900, 3, 0, 11};
+    tune_free(&asha);
+    tune_init(&asha, &few, &s);
+    simulate(&asha, 1, 5, &maxr);
+    ab = tune_best(&asha);
+    CHECK(ab >= 0 && asha.trials[ab].rung == 2 && asha.trials[ab].steps == 900,
+          "asha with fewer trials than eta per rung still trains its best on the full budget (rung %d)", ab >= 0 ? asha.trials[ab].rung : -1);
+
     TuneSettings ss = {METHOD_SHA, 27, 100, 900, 3, 0, 11};
     tune_init(&sha, &ss, &s);
     simulate(&sha, 3, 4, &maxr);
