@@ -413,9 +413,24 @@ int checkpoint_load_state(const char *path, TrainState *s, Optimizer *opt, float
 // ----------------------------------------------------------------------------
 // Run directories
 
+// The end of the data section that a parsed header describes.
+static long header_data_end(const JsonValue *header) {
+    long end = 0;
+    for (int i = 0; i < header->n; i++) {
+        const JsonValue *offsets = json_get(&header->items[i], "data_offsets");
+        if (offsets && offsets->type == JSON_ARRAY && offsets->n == 2 && offsets->items[1].type == JSON_NUMBER &&
+            (long)offsets->items[1].number > end)
+            end = (long)offsets->items[1].number;
+    }
+    return end;
+}
+
 // The "tag" of a file from its header alone (the tensors are not read), so
 // that finding the resumable pair costs a few kilobytes, not whole models.
+// A file shorter or longer than its header says (a torn copy) has no tag.
 static int read_tag(const char *path, char tag[CHECKPOINT_TAG_LEN]) {
+    struct stat st;
+    if (stat(path, &st) != 0) return -1;
     FILE *f = fopen(path, "rb");
     if (!f) return -1;
     unsigned char len_bytes[8];
@@ -429,7 +444,8 @@ static int read_tag(const char *path, char tag[CHECKPOINT_TAG_LEN]) {
                 JsonValue v;
                 if (json_parse(header, len, &v) == 0) {
                     const JsonValue *t = json_get(json_get(&v, "__metadata__"), "tag");
-                    if (t && t->type == JSON_STRING && strlen(t->string) < CHECKPOINT_TAG_LEN) {
+                    int whole = (long long)st.st_size == 8 + (long long)len + header_data_end(&v);
+                    if (whole && t && t->type == JSON_STRING && strlen(t->string) < CHECKPOINT_TAG_LEN) {
                         strcpy(tag, t->string);
                         rc = 0;
                     }

@@ -150,6 +150,18 @@ static int effective_config(const TrainArgs *a, TrainConfig *cfg, int *resuming)
     return 0;
 }
 
+// The data files must be readable before a run directory is made for them.
+static int check_data_files(const TrainConfig *cfg) {
+    const char *files[] = {cfg->train, cfg->valid, cfg->src_tokenizer_file, cfg->tgt_tokenizer_file};
+    int used[] = {strcmp(cfg->task, "tsv") == 0, strcmp(cfg->task, "tsv") == 0, 1, 1};
+    for (int i = 0; i < 4; i++) {
+        if (!used[i] || files[i][0] == '\0') continue;
+        if (access(files[i], R_OK) != 0) return attn_error("%s: %s", files[i], strerror(errno));
+        if (is_dir(files[i])) return attn_error("%s: is a directory, expected a file", files[i]);
+    }
+    return 0;
+}
+
 int cmd_train(int argc, char **argv) {
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) { train_usage(); return 0; }
@@ -172,7 +184,8 @@ int cmd_train(int argc, char **argv) {
         snprintf(path, sizeof path, "%s/config.conf", a.run_dir);
         // Writing config.conf first also proves the directory is writable
         // before any time is spent on data and tokenizers.
-        rc = make_dirs(a.run_dir);
+        rc = check_data_files(&cfg);
+        if (rc == 0) rc = make_dirs(a.run_dir);
         if (rc == 0) rc = write_file_atomic(path, text, strlen(text));
         if (rc == 0) {
             TrainOptions opts = {.progress = isatty(STDERR_FILENO), .quiet = a.quiet};
