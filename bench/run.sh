@@ -1,0 +1,50 @@
+#!/bin/sh
+# make bench: attn against the PyTorch yardstick on the benchmark configs of
+# DESIGN.md section 6, in one run. Prints the table and writes it to
+# bench/results.md (docs/speed.md explains every column).
+#
+#   THREADS=2 PRESETS="tiny small base" sh bench/run.sh
+#
+# Needs build/attn (make), a C compiler for bench/gemm_bench.c, and for the
+# yardstick /usr/bin/python3 with torch; Debian's torch calls whatever
+# libblas.so.3 is installed, so install libopenblas0-pthread first (without
+# it PyTorch runs on the slow reference BLAS and the comparison means little).
+# Both sides run with OMP_WAIT_POLICY=PASSIVE (PyTorch's best setting, and
+# attn's on a machine shared with other work); set it to ACTIVE to compare
+# spinning threads on a quiet machine.
+set -e
+cd "$(dirname "$0")/.."
+THREADS=${THREADS:-2}
+PRESETS=${PRESETS:-"tiny small base"}
+PYTHON=${PYTHON:-/usr/bin/python3}
+export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-PASSIVE}
+out=build/bench
+mkdir -p "$out"
+raw="$out/results.jsonl"
+: > "$raw"
+
+[ -x build/attn ] || { echo "bench: build/attn is missing; run make first" >&2; exit 1; }
+${CC:-cc} -O2 -std=c11 -fopenmp -D_GNU_SOURCE -Isrc -o "$out/gemm_bench" bench/gemm_bench.c build/libattn.a -lm -ldl
+
+echo "bench: measuring the FMA peak" >&2
+"$out/gemm_bench" --peak --threads "$THREADS" | tee "$out/peak.txt" >&2
+peak=$(awk -v t="$THREADS" '$2 == "threads=" t { print $4 }' "$out/peak.txt")
+echo "{\"impl\": \"peak\", \"threads\": $THREADS, \"gflops\": $peak}" >> "$raw"
+
+have_torch=0
+if "$PYTHON" -c "import torch" 2>/dev/null; then have_torch=1; else echo "bench: no torch under $PYTHON; attn only" >&2; fi
+if [ $have_torch = 1 ] && ! ldconfig -p 2>/dev/null | grep -q libopenblas; then
+    echo "bench: warning: OpenBLAS not installed, PyTorch uses the reference BLAS (apt-get install libopenblas0-pthread)" >&2
+fi
+
+for p in $PRESETS; do
+    echo "bench: attn $p" >&2
+    build/attn bench --preset "$p" --threads "$THREADS" | tee -a "$raw" >&2
+    if [ $have_torch = 1 ]; then
+        echo "bench: pytorch $p" >&2
+        "$PYTHON" bench/torch_bench.py --preset "$p" --threads "$THREADS" 2>/dev/null | tee -a "$raw" >&2
+    fi
+done
+
+"$PYTHON" bench/table.py "$raw" "$THREADS" > bench/results.md
+cat bench/results.md

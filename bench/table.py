@@ -1,0 +1,86 @@
+#!/usr/bin/python3
+"""Turns the JSON lines of bench/run.sh into the markdown table of bench/results.md.
+
+    bench/table.py RESULTS.jsonl THREADS
+"""
+import json
+import platform
+import sys
+import time
+
+# Target tokens per training batch (DESIGN.md section 6).
+BATCH_TOKENS = {"tiny": 128 * 10, "small": 64 * 40, "base": 64 * 40}
+
+
+def cpu_name():
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"
+
+
+def fmt(x, digits=0):
+    return "n/a" if x is None else f"{x:,.{digits}f}"
+
+
+def ratio(a, b):
+    return "n/a" if a is None or b is None or b == 0 else f"{a / b:.2f}x"
+
+
+def main():
+    rows = [json.loads(line) for line in open(sys.argv[1]) if line.strip()]
+    threads = sys.argv[2]
+    peak = next((r["gflops"] for r in rows if r["impl"] == "peak"), None)
+    by = {(r["impl"], r.get("preset")): r for r in rows}
+    out = []
+    out.append(f"# attn vs PyTorch: training and decoding speed\n")
+    out.append(f"Measured by `make bench` on {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, "
+               f"{cpu_name()}, {threads} threads, float32. FMA peak (measured): {fmt(peak, 1)} GFLOP/s. "
+               "Columns: docs/speed.md.\n")
+    out.append("## Training (target tokens/s, full step: forward, loss, backward, Adam)\n")
+    out.append("| config | attn tok/s | PyTorch tok/s | ratio | attn GFLOP/s | % of peak | PyTorch GFLOP/s | % of peak | attn RSS MB | PyTorch RSS MB |")
+    out.append("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for name, tokens in BATCH_TOKENS.items():
+        a, t = by.get(("attn", name)), by.get(("pytorch", name))
+        if not a and not t:
+            continue
+        # Model FLOP/s: attn bench's count of the step's matrix work (the same
+        # model on both sides) times steps per second.
+        gflop = a and a.get("model_gflop_per_step")
+
+        def rate(r):
+            return None if not r or not gflop else r["train_tokens_per_s"] / tokens * gflop
+
+        def share(g):
+            return "n/a" if g is None or not peak else f"{100 * g / peak:.0f}%"
+
+        ga, gt = rate(a), rate(t)
+        out.append(f"| {name} | {fmt(a and a['train_tokens_per_s'])} | {fmt(t and t['train_tokens_per_s'])} | "
+                   f"{ratio(a and a['train_tokens_per_s'], t and t['train_tokens_per_s'])} | {fmt(ga, 1)} | {share(ga)} | "
+                   f"{fmt(gt, 1)} | {share(gt)} | {fmt(a and a['peak_rss_mb'])} | {fmt(t and t['peak_rss_mb'])} |")
+    out.append("\n## Decoding (64 sentences x 40 steps, key/value cache, no early stop)\n")
+    out.append("| config | attn greedy sent/s | PyTorch greedy sent/s | ratio | attn greedy tok/s | PyTorch greedy tok/s "
+               "| attn beam-4 sent/s | PyTorch beam-4 sent/s | ratio |")
+    out.append("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for name in BATCH_TOKENS:
+        a, t = by.get(("attn", name)), by.get(("pytorch", name))
+        if not a and not t:
+            continue
+        ga = a and a.get("decode_sentences_per_s")
+        gt = t and t.get("greedy_sentences_per_s")
+        ba = a and a.get("beam_sentences_per_s")
+        bt = t and t.get("beam_sentences_per_s")
+        out.append(f"| {name} | {fmt(ga, 1)} | {fmt(gt, 1)} | {ratio(ga, gt)} | {fmt(a and a.get('greedy_tokens_per_s'))} | "
+                   f"{fmt(t and t.get('greedy_tokens_per_s'))} | {fmt(ba, 1)} | {fmt(bt, 1)} | {ratio(ba, bt)} |")
+    out.append("\nRaw JSON lines:\n")
+    out.append("```")
+    out.extend(json.dumps(r) for r in rows)
+    out.append("```")
+    print("\n".join(out))
+
+
+if __name__ == "__main__":
+    main()
