@@ -73,7 +73,9 @@ void attention_backward(float *dq, float *dk, float *dv, float *dprobs,
             const float *p = probs + bh * att_size + (long)i * Tk;
             float *g = dprobs + bh * att_size + (long)i * Tk;
             float dot = 0.0f;
+            #pragma omp simd reduction(+:dot)
             for (int j = 0; j < Tk; j++) dot += p[j] * g[j];
+            #pragma omp simd
             for (int j = 0; j < Tk; j++) g[j] = p[j] * (g[j] - dot);
         }
     }

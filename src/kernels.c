@@ -14,6 +14,11 @@
 // more than the work (and much more when the cores are shared).
 #define PARALLEL_MIN_WORK 16384L
 
+// Inner loops carry `#pragma omp simd`: gcc's -O2 vectorizes only loops whose
+// trip count is known, and `omp simd` asks for it explicitly (reductions
+// then add in vector lanes; the order is fixed at compile time, so results
+// stay deterministic).
+
 // Sums the rows of x (N, C) into y (C), y += sum_n x[n, :].
 static void column_sums_accumulate(float *y, const float *x, int N, int C) {
     int n_blocks = (C + COL_BLOCK - 1) / COL_BLOCK;
@@ -22,8 +27,9 @@ static void column_sums_accumulate(float *y, const float *x, int N, int C) {
         int c0 = blk * COL_BLOCK, c1 = c0 + COL_BLOCK < C ? c0 + COL_BLOCK : C;
         float acc[COL_BLOCK] = {0};
         for (int n = 0; n < N; n++) {
-            const float *row = x + (long)n * C;
-            for (int c = c0; c < c1; c++) acc[c - c0] += row[c];
+            const float *row = x + (long)n * C + c0;
+            #pragma omp simd
+            for (int c = 0; c < c1 - c0; c++) acc[c] += row[c];
         }
         for (int c = c0; c < c1; c++) y[c] += acc[c - c0];
     }
@@ -39,6 +45,7 @@ void linear_forward(float *out, const float *inp, const float *weight, const flo
     #pragma omp parallel for schedule(static) if ((long)N * OC >= PARALLEL_MIN_WORK)
     for (int n = 0; n < N; n++) {
         float *row = out + (long)n * OC;
+        #pragma omp simd
         for (int o = 0; o < OC; o++) row[o] += bias[o];
     }
 }
@@ -63,12 +70,15 @@ void layernorm_forward(float *out, float *mean, float *rstd,
         // Two passes in double: the variance of a row with a large mean
         // stays exact, and C is small next to the matmuls around it.
         double sum = 0.0;
+        #pragma omp simd reduction(+:sum)
         for (int c = 0; c < C; c++) sum += x[c];
         double m = sum / C;
         double var = 0.0;
+        #pragma omp simd reduction(+:var)
         for (int c = 0; c < C; c++) { double d = x[c] - m; var += d * d; }
         float s = (float)(1.0 / sqrt(var / C + LAYERNORM_EPS));
         float mf = (float)m;
+        #pragma omp simd
         for (int c = 0; c < C; c++) y[c] = (x[c] - mf) * s * weight[c] + bias[c];
         mean[n] = mf;
         rstd[n] = s;
@@ -85,6 +95,7 @@ void layernorm_backward(float *dinp, float *dweight, float *dbias,
         float *dx = dinp + (long)n * C;
         float m = mean[n], s = rstd[n];
         float dnorm_mean = 0.0f, dnorm_norm_mean = 0.0f;
+        #pragma omp simd reduction(+:dnorm_mean, dnorm_norm_mean)
         for (int c = 0; c < C; c++) {
             float norm = (x[c] - m) * s;
             float dnorm = dy[c] * weight[c];
@@ -93,6 +104,7 @@ void layernorm_backward(float *dinp, float *dweight, float *dbias,
         }
         dnorm_mean /= C;
         dnorm_norm_mean /= C;
+        #pragma omp simd
         for (int c = 0; c < C; c++) {
             float norm = (x[c] - m) * s;
             float dnorm = dy[c] * weight[c];
@@ -106,11 +118,12 @@ void layernorm_backward(float *dinp, float *dweight, float *dbias,
         int c0 = blk * COL_BLOCK, c1 = c0 + COL_BLOCK < C ? c0 + COL_BLOCK : C;
         float dw[COL_BLOCK] = {0}, db[COL_BLOCK] = {0};
         for (int n = 0; n < N; n++) {
-            const float *dy = dout + (long)n * C, *x = inp + (long)n * C;
+            const float *dy = dout + (long)n * C + c0, *x = inp + (long)n * C + c0;
             float m = mean[n], s = rstd[n];
-            for (int c = c0; c < c1; c++) {
-                dw[c - c0] += dy[c] * (x[c] - m) * s;
-                db[c - c0] += dy[c];
+            #pragma omp simd
+            for (int c = 0; c < c1 - c0; c++) {
+                dw[c] += dy[c] * (x[c] - m) * s;
+                db[c] += dy[c];
             }
         }
         for (int c = c0; c < c1; c++) { dweight[c] += dw[c - c0]; dbias[c] += db[c - c0]; }
@@ -121,12 +134,12 @@ void layernorm_backward(float *dinp, float *dweight, float *dbias,
 // Activations
 
 void relu_forward(float *out, const float *inp, long n) {
-    #pragma omp parallel for schedule(static) if (n >= PARALLEL_MIN_WORK)
+    #pragma omp parallel for simd schedule(static) if (n >= PARALLEL_MIN_WORK)
     for (long i = 0; i < n; i++) out[i] = inp[i] > 0.0f ? inp[i] : 0.0f;
 }
 
 void relu_backward(float *dinp, const float *dout, const float *inp, long n) {
-    #pragma omp parallel for schedule(static) if (n >= PARALLEL_MIN_WORK)
+    #pragma omp parallel for simd schedule(static) if (n >= PARALLEL_MIN_WORK)
     for (long i = 0; i < n; i++) dinp[i] += inp[i] > 0.0f ? dout[i] : 0.0f;
 }
 
@@ -164,23 +177,28 @@ void dropout_forward(float *out, uint8_t *keep, const float *inp, long n, float 
     }
     uint64_t seed = rng_next(rng);
     float scale = 1.0f / (1.0f - p);
+    // A value is dropped when 16 random bits fall below p * 65536 (p is
+    // thus rounded to a multiple of 1/65536); one 64-bit draw decides four.
+    uint32_t threshold = (uint32_t)lrint(p * 65536.0);
     long n_chunks = (n + DROPOUT_CHUNK - 1) / DROPOUT_CHUNK;
     #pragma omp parallel for schedule(static) if (n >= PARALLEL_MIN_WORK)
     for (long chunk = 0; chunk < n_chunks; chunk++) {
         Rng local;
         rng_seed(&local, seed ^ ((uint64_t)chunk * 0x9E3779B97F4A7C15ull));
-        long i1 = (chunk + 1) * DROPOUT_CHUNK < n ? (chunk + 1) * DROPOUT_CHUNK : n;
-        for (long i = chunk * DROPOUT_CHUNK; i < i1; i++) {
-            keep[i] = rng_uniform(&local) >= p;
-            out[i] = keep[i] ? inp[i] * scale : 0.0f;
+        long i0 = chunk * DROPOUT_CHUNK, i1 = i0 + DROPOUT_CHUNK < n ? i0 + DROPOUT_CHUNK : n;
+        for (long i = i0; i < i1; i += 4) {
+            uint64_t bits = rng_next(&local);
+            for (long j = i; j < i + 4 && j < i1; j++, bits >>= 16) keep[j] = (bits & 0xFFFF) >= threshold;
         }
+        #pragma omp simd
+        for (long i = i0; i < i1; i++) out[i] = keep[i] ? inp[i] * scale : 0.0f;
     }
 }
 
 void dropout_backward(float *d, const uint8_t *keep, long n, float p) {
     if (p <= 0.0f || !keep) return;
     float scale = 1.0f / (1.0f - p);
-    #pragma omp parallel for schedule(static) if (n >= PARALLEL_MIN_WORK)
+    #pragma omp parallel for simd schedule(static) if (n >= PARALLEL_MIN_WORK)
     for (long i = 0; i < n; i++) d[i] = keep[i] ? d[i] * scale : 0.0f;
 }
 
@@ -188,12 +206,12 @@ void dropout_backward(float *d, const uint8_t *keep, long n, float p) {
 // Residual
 
 void residual_forward(float *out, const float *a, const float *b, long n) {
-    #pragma omp parallel for schedule(static) if (n >= PARALLEL_MIN_WORK)
+    #pragma omp parallel for simd schedule(static) if (n >= PARALLEL_MIN_WORK)
     for (long i = 0; i < n; i++) out[i] = a[i] + b[i];
 }
 
 void add_inplace(float *y, const float *x, long n) {
-    #pragma omp parallel for schedule(static) if (n >= PARALLEL_MIN_WORK)
+    #pragma omp parallel for simd schedule(static) if (n >= PARALLEL_MIN_WORK)
     for (long i = 0; i < n; i++) y[i] += x[i];
 }
 
@@ -208,6 +226,7 @@ void embedding_forward(float *out, const int *tokens, const float *table, const 
         const float *e = table + (long)tokens[bt] * C;
         const float *p = pe + (long)(pos0 + bt % T) * C;
         float *y = out + (long)bt * C;
+        #pragma omp simd
         for (int c = 0; c < C; c++) y[c] = e[c] * scale + p[c];
     }
 }
@@ -223,6 +242,7 @@ void embedding_backward(float *dtable, const float *dout, const int *tokens, int
         for (int bt = 0; bt < B * T; bt++) {
             float *d = dtable + (long)tokens[bt] * C;
             const float *dy = dout + (long)bt * C;
+            #pragma omp simd
             for (int c = c0; c < c1; c++) d[c] += scale * dy[c];
         }
     }
@@ -252,6 +272,7 @@ void masked_softmax_forward(float *probs, const float *scores, const uint8_t *ke
             sum += p[j];
         }
         float inv = 1.0f / sum;
+        #pragma omp simd
         for (int j = 0; j < Tk; j++) p[j] *= inv;
     }
 }
@@ -261,7 +282,9 @@ void softmax_backward(float *dinp, const float *dprobs, const float *probs, int 
         const float *p = probs + (long)n * L, *dp = dprobs + (long)n * L;
         float *dx = dinp + (long)n * L;
         float dot = 0.0f;
+        #pragma omp simd reduction(+:dot)
         for (int j = 0; j < L; j++) dot += p[j] * dp[j];
+        #pragma omp simd
         for (int j = 0; j < L; j++) dx[j] += p[j] * (dp[j] - dot);
     }
 }

@@ -9,18 +9,21 @@
 #define ATTN_LOSS_H
 
 // losses (N) gets loss_row (0 for pad rows); logits (N, V); targets (N).
+// probs (N, V), unless NULL, gets softmax(z) of the non-pad rows (pad rows
+// are left alone), so that backward needs no second pass of exp().
 // Returns the sum of the row losses (accumulated in double, in row order,
 // so the result does not depend on the thread count). *n_valid counts the
 // non-pad rows and *n_correct those whose argmax (first maximum) is the
 // target; either pointer may be NULL.
-double crossentropy_forward(float *losses, const float *logits, const int *targets,
+double crossentropy_forward(float *losses, float *probs, const float *logits, const int *targets,
                             int N, int V, float smoothing, long *n_valid, long *n_correct);
 
-// dlogits (N, V) = scale * (softmax(z) - q) with q = (1 - e) onehot(target)
-// + e / V, and 0 on pad rows; scale = 1 / n_valid gives the gradient of the
-// mean loss. Unlike the layer kernels this OVERWRITES dlogits: the loss is
-// where the gradient starts. dlogits may equal logits (in place).
-void crossentropy_backward(float *dlogits, const float *logits, const int *targets,
+// dlogits (N, V) = scale * (p - q) with p = softmax(z) as crossentropy_forward
+// left it in probs, q = (1 - e) onehot(target) + e / V, and 0 on pad rows;
+// scale = 1 / n_valid gives the gradient of the mean loss. Unlike the layer
+// kernels this OVERWRITES dlogits (the loss is where the gradient starts);
+// dlogits may equal probs (in place).
+void crossentropy_backward(float *dlogits, const float *probs, const int *targets,
                            int N, int V, float smoothing, float scale);
 
 #endif

@@ -278,6 +278,7 @@ static void layout_activations(Activations *acts, float **logits, Arena *ar, con
     *logits = take_f(ar, B * T * Vt);
     acts->token_loss = take_f(ar, B * T);
     acts->dlogits = take_f(ar, B * T * Vt);
+    acts->probs = acts->dlogits;   // softmax after forward, its gradient after backward
     acts->dstream = take_f(ar, B * Tm * C);
     acts->dtmp1 = take_f(ar, B * Tm * C);
     acts->dtmp2 = take_f(ar, B * Tm * C);
@@ -598,7 +599,7 @@ float model_forward(Model *m, const Batch *b, float smoothing, int train, Rng *r
     m->n_target_tokens = 0;
     m->n_correct = 0;
     if (!b->tgt_out) return 0.0f;
-    double total = crossentropy_forward(a->token_loss, m->logits, b->tgt_out, B * T, Vt, smoothing,
+    double total = crossentropy_forward(a->token_loss, a->probs, m->logits, b->tgt_out, B * T, Vt, smoothing,
                                         &m->n_target_tokens, &m->n_correct);
     m->loss = m->n_target_tokens ? (float)(total / m->n_target_tokens) : 0.0f;
     return m->loss;
@@ -724,7 +725,7 @@ void model_backward(Model *m, const Batch *b) {
     long nT = (long)B * T * C, nS = (long)B * S * C;
     float *g = a->dstream;
     // logits -> generator -> decoder.norm
-    crossentropy_backward(a->dlogits, m->logits, b->tgt_out, B * T, Vt, m->smoothing,
+    crossentropy_backward(a->dlogits, a->probs, b->tgt_out, B * T, Vt, m->smoothing,
                           1.0f / (float)m->n_target_tokens);
     zero_floats(a->dtmp1, nT);
     linear_backward(a->dtmp1, m->grads.gen_w, m->grads.gen_b, a->dlogits, a->dec_out, m->params.gen_w, B * T, C, Vt);

@@ -154,8 +154,10 @@ typedef struct Activations {
     DecoderLayerActs *dec;              // [n_dec_layers]
     float *dec_out, *dec_out_mean, *dec_out_rstd; // (B, T, C) transformer.decoder.norm output
     float *token_loss;                  // (B, T) per-target loss (0 at pad); no smoothing -> NLL
+    float *probs;                       // (B, T, Vt) softmax of the logits at non-pad targets
+                                        // (forward with targets); same memory as dlogits
     // backward scratch
-    float *dlogits;                     // (B, T, Vt)
+    float *dlogits;                     // (B, T, Vt) overwrites probs
     float *dstream;                     // (B, max(S, T), C) gradient of the residual stream
     float *dtmp1, *dtmp2;               // (B, max(S, T), C)
     float *dff1, *dact;                 // (B, max(S, T), F)

@@ -1,6 +1,7 @@
 // Label-smoothed cross-entropy: values pinned to torch's F.cross_entropy,
 // a naive double-precision reference at odd vocabulary sizes, pad rows
-// ignored, accuracy counts, and the fused backward against finite differences.
+// ignored, accuracy counts, the kept softmax, and the fused backward against
+// finite differences.
 #include <stdlib.h>
 #include <string.h>
 #include "common.h"
@@ -42,7 +43,7 @@ static void test_pinned_to_torch(void) {
     float losses[3];
     for (int i = 0; i < 3; i++) {
         long n_valid, n_correct;
-        double total = crossentropy_forward(losses, z, t, 3, 4, (float)eps[i], &n_valid, &n_correct);
+        double total = crossentropy_forward(losses, NULL, z, t, 3, 4, (float)eps[i], &n_valid, &n_correct);
         double mean = total / n_valid;
         CHECK(fabs(mean - torch_value[i]) < 1e-6, "smoothing %.1f: loss %.9f equals torch's %.9f", eps[i], mean, torch_value[i]);
         CHECK(n_valid == 2 && n_correct == 1 && losses[1] == 0.0f, "smoothing %.1f: pad row ignored, 2 targets, 1 correct", eps[i]);
@@ -50,13 +51,18 @@ static void test_pinned_to_torch(void) {
     // uniform logits: log V whatever the smoothing
     float flat[7] = {0};
     int target = 5;
-    double l = crossentropy_forward(losses, flat, &target, 1, 7, 0.1f, NULL, NULL);
+    double l = crossentropy_forward(losses, NULL, flat, &target, 1, 7, 0.1f, NULL, NULL);
     CHECK(fabs(l - log(7.0)) < 1e-6, "uniform logits give log V (%.7f)", l);
     // every target is pad: no rows, total 0
     int pads[3] = {0, 0, 0};
     long nv = -1;
-    l = crossentropy_forward(losses, z, pads, 3, 4, 0.1f, &nv, NULL);
+    l = crossentropy_forward(losses, NULL, z, pads, 3, 4, 0.1f, &nv, NULL);
     CHECK(l == 0.0 && nv == 0, "all-pad batch: no targets, loss sum 0");
+    // NaN logits (a diverged model) give a NaN loss, not a crash.
+    float bad[4] = {NAN, 1, 2, 3};
+    int one = 2;
+    l = crossentropy_forward(losses, NULL, bad, &one, 1, 4, 0.1f, NULL, NULL);
+    CHECK(isnan(l), "NaN logits give a NaN loss");
 }
 
 static void test_reference_sizes(void) {
@@ -70,7 +76,7 @@ static void test_reference_sizes(void) {
         for (int si = 0; si < 2; si++) {
             float e = si ? 0.1f : 0.0f;
             long n_valid;
-            double mean = crossentropy_forward(losses, z, t, N, V, e, &n_valid, NULL);
+            double mean = crossentropy_forward(losses, NULL, z, t, N, V, e, &n_valid, NULL);
             mean = n_valid ? mean / n_valid : 0;
             double ref = ref_loss(z, t, N, V, e);
             double err = fabs(mean - ref) / fmax(fabs(ref), 1e-6);
@@ -88,8 +94,19 @@ static void test_backward(void) {
     float *z = random_floats((long)N * V, 3), *dz = malloc_check((size_t)N * V * sizeof(float)), losses[5];
     int t[5] = {4, 0, 16, 1, 9};   // one pad row
     long n_valid;
-    crossentropy_forward(losses, z, t, N, V, e, &n_valid, NULL);
-    crossentropy_backward(dz, z, t, N, V, e, 1.0f / n_valid);
+    float *probs = malloc_check((size_t)N * V * sizeof(float));
+    double with_probs = crossentropy_forward(losses, probs, z, t, N, V, e, &n_valid, NULL);
+    CHECK(with_probs == crossentropy_forward(losses, NULL, z, t, N, V, e, NULL, NULL), "keeping probs does not change the loss");
+    double softmax_err = 0;
+    for (int n = 0; n < N; n++) {
+        if (t[n] == PAD_ID) continue;
+        double mx = z[n * V], s = 0;
+        for (int c = 0; c < V; c++) if (z[n * V + c] > mx) mx = z[n * V + c];
+        for (int c = 0; c < V; c++) s += exp(z[n * V + c] - mx);
+        for (int c = 0; c < V; c++) softmax_err = fmax(softmax_err, fabs(probs[n * V + c] - exp(z[n * V + c] - mx) / s));
+    }
+    CHECK(softmax_err < 1e-7, "forward keeps softmax(z) of the non-pad rows (max abs %.1e)", softmax_err);
+    crossentropy_backward(dz, probs, t, N, V, e, 1.0f / n_valid);
     double err = 0, scale = 0;
     for (long i = 0; i < (long)N * V; i++) {
         float saved = z[i], h = 1e-2f;
@@ -107,11 +124,9 @@ static void test_backward(void) {
     CHECK(pad_zero, "pad rows get zero gradient");
     CHECK(fabs(row_sum) < 1e-6, "each row's gradient sums to 0 (softmax minus a distribution)");
     // in place gives the same
-    float *zc = malloc_check((size_t)N * V * sizeof(float));
-    memcpy(zc, z, (size_t)N * V * sizeof(float));
-    crossentropy_backward(zc, zc, t, N, V, e, 1.0f / n_valid);
-    CHECK(!memcmp(zc, dz, (size_t)N * V * sizeof(float)), "backward in place over the logits");
-    free(z); free(dz); free(zc);
+    crossentropy_backward(probs, probs, t, N, V, e, 1.0f / n_valid);
+    CHECK(!memcmp(probs, dz, (size_t)N * V * sizeof(float)), "backward in place over the probabilities");
+    free(z); free(dz); free(probs);
 }
 
 int main(void) {
