@@ -154,7 +154,7 @@ class CachedDecoder:
             self.self_v[i][:, :, : t + 1] = self.self_v[i][index, :, : t + 1]
 
     def step(self, tokens, t):
-        """tokens (N,) at position t -> log-probabilities (N, V)."""
+        """tokens (N,) at position t -> logits (N, V)."""
         m = self.model
         C = m.cfg["d_model"]
         x = m.tgt_embed(tokens[:, None]) * math.sqrt(C) + m.pe[t]
@@ -172,7 +172,7 @@ class CachedDecoder:
             x = layer.norm2(x + F.linear(merge_heads(h), ca.out_proj.weight, ca.out_proj.bias))
             x = layer.norm3(x + layer.linear2(F.relu(layer.linear1(x))))
         x = m.transformer.decoder.norm(x)
-        return torch.log_softmax(m.generator(x[:, 0]), dim=-1)
+        return m.generator(x[:, 0])
 
 
 @torch.no_grad()
@@ -198,7 +198,7 @@ def beam_search(model, src, steps, beam):
     history = torch.empty(B * beam, 0, dtype=torch.long)
     base = (torch.arange(B) * beam)[:, None]
     for t in range(steps):
-        logp = dec.step(tokens, t)
+        logp = torch.log_softmax(dec.step(tokens, t), dim=-1)
         V = logp.shape[-1]
         total = (scores[:, :, None] + logp.view(B, beam, V)).view(B, beam * V)
         scores, flat = total.topk(beam, dim=-1)

@@ -65,7 +65,7 @@ static void kernel_6x16(int kc, const float *restrict a, const float *restrict b
     }
 }
 
-static const GemmPathDesc avx2_path = {"avx2", MR, NR, kernel_6x16, NULL, NULL};
+static const GemmPathDesc avx2_path = {"avx2", MR, NR, kernel_6x16, NULL, NULL, NULL, NULL};
 const GemmPathDesc *gemm_avx2_path(void) { return &avx2_path; }
 
 #else

@@ -9,6 +9,7 @@
 
 #if defined(__x86_64__)
 #include <immintrin.h>
+#include <math.h>
 
 #define MR 12
 #define NR 32
@@ -173,7 +174,131 @@ static void pack_columns(float *panel, const float *src, long ld, int n, int kc,
     }
 }
 
-static const GemmPathDesc avx512_path = {"avx512", MR, NR, kernel_avx512, pack_rows, pack_columns};
+// ---------------------------------------------------------------------------
+// Direct kernels (see gemm_internal.h): no packing at all.
+
+// Sums each of 16 vectors: lane q of the result is the sum of v[q]'s lanes.
+// A tree of 30 shuffles and 15 adds instead of 16 separate reductions.
+__attribute__((always_inline)) TARGET_AVX512
+static inline __m512 sum16(const __m512 v[16]) {
+    __m512 x[8], y[4];
+#pragma GCC unroll 8
+    for (int p = 0; p < 8; p++)  // lanes 0, 2 of each 128-bit block: v[2p]; 1, 3: v[2p+1]
+        x[p] = _mm512_add_ps(_mm512_unpacklo_ps(v[2 * p], v[2 * p + 1]), _mm512_unpackhi_ps(v[2 * p], v[2 * p + 1]));
+#pragma GCC unroll 4
+    for (int q = 0; q < 4; q++) {  // block element e of y[q]: v[4q + e], summed over 4 of its lanes
+        __m512d lo = _mm512_unpacklo_pd(_mm512_castps_pd(x[2 * q]), _mm512_castps_pd(x[2 * q + 1]));
+        __m512d hi = _mm512_unpackhi_pd(_mm512_castps_pd(x[2 * q]), _mm512_castps_pd(x[2 * q + 1]));
+        y[q] = _mm512_add_ps(_mm512_castpd_ps(lo), _mm512_castpd_ps(hi));
+    }
+    // Sum the four 128-bit blocks of each y[q] into block q of the result.
+    __m512 u0 = _mm512_add_ps(_mm512_shuffle_f32x4(y[0], y[1], 0x88), _mm512_shuffle_f32x4(y[0], y[1], 0xDD));
+    __m512 u1 = _mm512_add_ps(_mm512_shuffle_f32x4(y[2], y[3], 0x88), _mm512_shuffle_f32x4(y[2], y[3], 0xDD));
+    return _mm512_add_ps(_mm512_shuffle_f32x4(u0, u1, 0x88), _mm512_shuffle_f32x4(u0, u1, 0xDD));
+}
+
+// C[i0 + r, j0 + c] for r < m <= 4, c < n <= 4: 16 dot products over k,
+// 16 floats of k at a time. Rows past m (columns past n) repeat the last
+// one, so the loop has no branches; their sums are not stored.
+TARGET_AVX512
+static void dot_tile(int K, const float *A, long lda, int m, const float *B, long ldb, int n,
+                     float *C, long ldc, float alpha, float beta) {
+    const float *a[4], *b[4];
+    for (int r = 0; r < 4; r++) {
+        a[r] = A + (r < m ? r : m - 1) * lda;
+        b[r] = B + (r < n ? r : n - 1) * ldb;
+    }
+    __m512 acc[16];
+#pragma GCC unroll 16
+    for (int q = 0; q < 16; q++) acc[q] = _mm512_setzero_ps();
+    int k = 0;
+    for (; k + 16 <= K; k += 16) {
+        __m512 va[4], vb[4];
+#pragma GCC unroll 4
+        for (int r = 0; r < 4; r++) { va[r] = _mm512_loadu_ps(a[r] + k); vb[r] = _mm512_loadu_ps(b[r] + k); }
+#pragma GCC unroll 16
+        for (int q = 0; q < 16; q++) acc[q] = _mm512_fmadd_ps(va[q / 4], vb[q % 4], acc[q]);
+    }
+    if (k < K) {
+        __mmask16 mask = tail_mask(K - k);
+        __m512 va[4], vb[4];
+#pragma GCC unroll 4
+        for (int r = 0; r < 4; r++) {
+            va[r] = _mm512_maskz_loadu_ps(mask, a[r] + k);
+            vb[r] = _mm512_maskz_loadu_ps(mask, b[r] + k);
+        }
+#pragma GCC unroll 16
+        for (int q = 0; q < 16; q++) acc[q] = _mm512_fmadd_ps(va[q / 4], vb[q % 4], acc[q]);
+    }
+    float sums[16];
+    _mm512_storeu_ps(sums, sum16(acc));
+    for (int r = 0; r < m; r++) {
+        float *c = C + r * ldc;
+        for (int j = 0; j < n; j++)
+            c[j] = beta != 0.0f ? fmaf(beta, c[j], alpha * sums[4 * r + j]) : alpha * sums[4 * r + j];
+    }
+}
+
+// (0,1): tiles of 4 rows of B against the (at most 4) rows of A.
+TARGET_AVX512
+static void direct_dot(int trans_a, int M, int j0, int j1, int K, float alpha,
+                       const float *A, int lda, const float *B, int ldb,
+                       float beta, float *C, int ldc) {
+    (void)trans_a;  // always 0 here
+    for (int j = j0; j < j1; j += 4) {
+        int n = j1 - j < 4 ? j1 - j : 4;
+        for (int i = 0; i < M; i += 4) {
+            int m = M - i < 4 ? M - i : 4;
+            dot_tile(K, A + (long)i * lda, lda, m, B + (long)j * ldb, ldb, n,
+                     C + (long)i * ldc + j, ldc, alpha, beta);
+        }
+    }
+}
+
+// (x,0) with M <= 4: each row of B is loaded once and used by every row of
+// C; 64 columns (four vectors) at a time.
+TARGET_AVX512
+static void direct_rows(int trans_a, int M, int j0, int j1, int K, float alpha,
+                        const float *A, int lda, const float *B, int ldb,
+                        float beta, float *C, int ldc) {
+    long a_row = trans_a ? 1 : lda, a_step = trans_a ? lda : 1;  // op(A)[r, k] = A[r * a_row + k * a_step]
+    const float *a[4];
+    for (int r = 0; r < 4; r++) a[r] = A + (r < M ? r : M - 1) * a_row;
+    __m512 va = _mm512_set1_ps(alpha), vbeta = _mm512_set1_ps(beta);
+    for (int j = j0; j < j1; j += 64) {
+        int n = j1 - j < 64 ? j1 - j : 64;
+        __mmask16 mask[4];
+        for (int v = 0; v < 4; v++) mask[v] = tail_mask(n - 16 * v);
+        __m512 acc[4][4];
+#pragma GCC unroll 4
+        for (int r = 0; r < 4; r++)
+#pragma GCC unroll 4
+            for (int v = 0; v < 4; v++) acc[r][v] = _mm512_setzero_ps();
+        for (int k = 0; k < K; k++) {
+            const float *b = B + (long)k * ldb + j;
+            __m512 vb[4];
+#pragma GCC unroll 4
+            for (int v = 0; v < 4; v++) vb[v] = _mm512_maskz_loadu_ps(mask[v], b + 16 * v);
+#pragma GCC unroll 4
+            for (int r = 0; r < 4; r++) {
+                __m512 ar = _mm512_set1_ps(a[r][k * a_step]);
+#pragma GCC unroll 4
+                for (int v = 0; v < 4; v++) acc[r][v] = _mm512_fmadd_ps(ar, vb[v], acc[r][v]);
+            }
+        }
+        for (int r = 0; r < M; r++) {
+            float *c = C + (long)r * ldc + j;
+            for (int v = 0; v < 4; v++) {
+                __m512 x = _mm512_mul_ps(va, acc[r][v]);
+                if (beta != 0.0f) x = _mm512_fmadd_ps(vbeta, _mm512_maskz_loadu_ps(mask[v], c + 16 * v), x);
+                _mm512_mask_storeu_ps(c + 16 * v, mask[v], x);
+            }
+        }
+    }
+}
+
+static const GemmPathDesc avx512_path = {"avx512", MR, NR, kernel_avx512, pack_rows, pack_columns,
+                                           direct_dot, direct_rows};
 const GemmPathDesc *gemm_avx512_path(void) { return &avx512_path; }
 
 #else

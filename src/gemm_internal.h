@@ -20,11 +20,21 @@ typedef void (*GemmKernel)(int kc, const float *a, const float *b, float *c, lon
 // values of one k are contiguous, src[k * ld + r] (A transposed, B not).
 typedef void (*GemmPack)(float *panel, const float *src, long ld, int n, int kc, int w);
 
+// Direct kernels read A and B where they lie, for products with a few rows
+// (M <= 4: one query of cached attention) where packing B would cost more
+// than the multiply. Each computes the columns [j0, j1) of all M rows of C:
+//   dot (trans_a = 0, trans_b = 1): C[i, j] = alpha <A row i, B row j> + beta C[i, j]
+//   rows (trans_b = 0):             C[i, :] = alpha sum_k op(A)[i, k] B[k, :] + beta C[i, :]
+typedef void (*GemmDirect)(int trans_a, int M, int j0, int j1, int K, float alpha,
+                           const float *A, int lda, const float *B, int ldb,
+                           float beta, float *C, int ldc);
+
 typedef struct {
     const char *name;
     int mr, nr;          // register tile
     GemmKernel kernel;
     GemmPack pack_rows, pack_columns;   // NULL: gemm.c's portable packers
+    GemmDirect direct_dot, direct_rows; // NULL: always pack
 } GemmPathDesc;
 
 // Each returns NULL when the instruction set is not compiled in.

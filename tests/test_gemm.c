@@ -90,14 +90,16 @@ static void check_sizes(const char *label) {
 }
 
 // The same product on 1 and 2 threads is bit-identical; sizes cross the
-// K block (256), the M block (192) and the N block (2048), and are large
-// enough to run in parallel.
+// K block (256), the M block (192) and the N block (2048), are large
+// enough to run in parallel, and include the direct (unpacked) kernels.
 static void check_threads_identical(const char *label) {
     static const Case cases[] = {
         {0, 1, 301, 259, 300, 1, 1.0f, 0.0f},
         {1, 0, 203, 77, 520, 0, 1.0f, 1.0f},
         {0, 0, 9, 2100, 70, 2, 0.5f, 0.5f},
         {1, 1, 500, 40, 33, 0, -1.0f, 0.0f},
+        {0, 1, 4, 20001, 260, 1, 1.0f, 0.5f},   // direct dot products
+        {1, 0, 3, 5000, 100, 2, 2.0f, 0.0f},    // direct row updates
     };
     int n = sizeof cases / sizeof cases[0], all_match = 1, all_close = 1;
     for (int i = 0; i < n; i++) {
