@@ -26,6 +26,8 @@ static void train_usage(void) {
            "  --KEY VALUE       override one config key (also --KEY=VALUE; '-' and '_' are the same)\n"
            "  --dump-config     print the effective config and exit\n"
            "  --quiet           no progress output\n"
+           "  --overfit-batch   sanity check: train on one batch (no dropout, no smoothing) until the\n"
+           "                    loss is below overfit_loss (0.05); exit 1 if it never gets there\n"
            "\n"
            "Ctrl-C saves a checkpoint and exits; run the same command to resume.\n"
            "Every key, with its default and meaning: attn train --dump-config\n");
@@ -45,6 +47,20 @@ static int parse_args(int argc, char **argv, TrainArgs *a) {
         if (!strcmp(arg, "--out")) { if (flag_value(argc, argv, &i, &a->run_dir)) return -1; continue; }
         if (!strcmp(arg, "--dump-config")) { a->dump = 1; continue; }
         if (!strcmp(arg, "--quiet")) { a->quiet = 1; continue; }
+        if (!strcmp(arg, "--overfit-batch")) {
+            // One batch, no regularization (it would keep the loss above zero),
+            // no validation until the end; later flags still override these.
+            static const char *const fixed[][2] = {
+                {"overfit_batch", "1"}, {"label_smoothing", "0"}, {"dropout_emb", "0"}, {"dropout_residual", "0"},
+                {"dropout_attn", "0"}, {"dropout_ffn", "0"}, {"valid_every", "0"}};
+            int given = 0;  // once only: the key arrays have room for one set
+            for (int k = 0; k < a->n_overrides; k++) given |= !strcmp(a->keys[k], "overfit_batch");
+            for (int k = 0; k < 7 && !given; k++) {
+                a->keys[a->n_overrides] = strdup_check(fixed[k][0]);
+                a->values[a->n_overrides++] = fixed[k][1];
+            }
+            continue;
+        }
         if (strncmp(arg, "--", 2) != 0 || arg[2] == '\0')
             return attn_error("train: unexpected argument '%s' (attn train --help)", arg);
         // --key=value or --key value: a config override.
@@ -167,8 +183,8 @@ int cmd_train(int argc, char **argv) {
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) { train_usage(); return 0; }
     }
     TrainArgs a = {0};
-    a.keys = calloc_check((size_t)argc, sizeof(char *));
-    a.values = calloc_check((size_t)argc, sizeof(char *));
+    a.keys = calloc_check((size_t)argc + 7, sizeof(char *));    // + the overrides of --overfit-batch
+    a.values = calloc_check((size_t)argc + 7, sizeof(char *));
     TrainConfig cfg;
     int resuming = 0;
     int rc = parse_args(argc, argv, &a);

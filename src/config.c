@@ -83,6 +83,12 @@ static const ConfigKey train_keys[] = {
     {"best_metric", K_CHOICE, TC(best_metric), 0, 0, "loss|ppl|acc|exact", NULL, 1, "validation metric that picks best.safetensors"},
     {"target_metric", K_DOUBLE, TC(target_metric), 0, 1e9, NULL, NULL, 1, "stop once best_metric reaches this value (0 = off)"},
     {"threads", K_INT, TC(threads), 0, 1024, NULL, NULL, 1, "threads (0 = all cores); results are exact for a given count"},
+    {"nan_action", K_CHOICE, TC(nan_action), 0, 0, "stop|skip", "diagnostics (docs/debugging.md)", 1, "a NaN/Inf loss or gradient: stop, or skip the update"},
+    {"spike_action", K_CHOICE, TC(spike_action), 0, 0, "off|warn|skip|scale_lr", NULL, 1, "loss spike / gradient explosion: warn, skip the update, or halve the rate"},
+    {"spike_zscore", K_DOUBLE, TC(spike_zscore), 1, 1e9, NULL, NULL, 1, "a spike: this many std above the last 100 steps"},
+    {"stats_every", K_LONG, TC(stats_every), 0, 1e12, NULL, NULL, 1, "per-layer statistics into metrics.jsonl every N steps (0 = off)"},
+    {"overfit_batch", K_BOOL, TC(overfit_batch), 0, 1, NULL, NULL, 0, "train on the first batch only (sanity check; see --overfit-batch)"},
+    {"overfit_loss", K_DOUBLE, TC(overfit_loss), 0, 1e9, NULL, NULL, 1, "overfit_batch: pass (and stop) once the loss is below this"},
     {"seed", K_U64, TC(seed), 0, 0, NULL, "randomness", 0, "seed of the data order, initialization and dropout"},
 };
 
@@ -155,6 +161,10 @@ void config_default(TrainConfig *cfg) {
     cfg->log_every = 100;
     cfg->keep_last = 5;
     strcpy(cfg->best_metric, "loss");
+    strcpy(cfg->nan_action, "stop");
+    strcpy(cfg->spike_action, "warn");
+    cfg->spike_zscore = 6.0;
+    cfg->overfit_loss = 0.05;
     cfg->seed = 1;
 }
 

@@ -73,6 +73,13 @@ typedef struct {
     double target_metric;                // stop when best_metric reaches this (0 = off)
     uint64_t seed;
     int threads;                         // 0 = all cores
+    // diagnostics (src/diagnostics.h, docs/debugging.md)
+    char nan_action[CONFIG_NAME_MAX];    // stop | skip: a NaN/Inf loss or gradient
+    char spike_action[CONFIG_NAME_MAX];  // off | warn | skip | scale_lr: loss spike, gradient explosion
+    double spike_zscore;                 // outlier threshold in standard deviations
+    long stats_every;                    // per-layer statistics every N steps (0 = off)
+    int overfit_batch;                   // train on the first batch only (attn train --overfit-batch)
+    double overfit_loss;                 // --overfit-batch: stop (pass) below this loss
 } TrainConfig;
 
 void config_default(TrainConfig *cfg);

@@ -183,24 +183,29 @@ static double scan_grads(Diag *d) {
     return sqrt(total);
 }
 
-// Only on failure: names the first non-finite gradient element.
+// Only on failure: names the non-finite gradient tensor nearest the output.
+// model_tensors() lists tensors in forward order, and backward runs in
+// reverse, so a NaN born in backward spreads to every tensor listed before
+// the place it was born: the last offending tensor in the list is the one
+// backward reached first, where to look. The first in the list is named too.
 static void report_nonfinite_grads(Diag *d, long step, DiagResult *res) {
-    int n_bad = 0;
+    int n_bad = 0, first = -1;
     for (int i = 0; i < d->n_tensors; i++) {
         if (isfinite(d->tensor_sumsq[i])) continue;
-        if (n_bad++ == 0) {
-            res->bad_tensor = i;
-            for (long k = 0; k < d->grads[i].numel; k++)
-                if (!isfinite(d->grads[i].data[k])) { res->bad_index = k; break; }
-        }
+        n_bad++;
+        if (first < 0) first = i;
+        res->bad_tensor = i;
     }
     const TensorView *t = &d->grads[res->bad_tensor];
+    for (long k = 0; k < t->numel; k++)
+        if (!isfinite(t->data[k])) { res->bad_index = k; break; }
     float v = t->data[res->bad_index];
-    char layer[32] = "";
+    char layer[32] = "", also[160] = "";
     if (t->layer >= 0) snprintf(layer, sizeof layer, " (layer %d)", t->layer);
+    if (n_bad > 1) snprintf(also, sizeof also, "; earliest affected %s", d->grads[first].name);
     report(res, d->cfg.nan_action,
-           "non-finite gradient at step %ld: first in %s%s at element %ld (%s); %d of %d tensors affected",
-           step, t->name, layer, res->bad_index, isnan(v) ? "nan" : "inf", n_bad, d->n_tensors);
+           "non-finite gradient at step %ld in %d of %d tensors: nearest the output %s%s at element %ld (%s)%s",
+           step, n_bad, d->n_tensors, t->name, layer, res->bad_index, isnan(v) ? "nan" : "inf", also);
 }
 
 // A layer group far below the median group norm for `vanish_patience` checks
@@ -309,7 +314,7 @@ void diag_layer_stats_json(Diag *d, long step, StrBuf *out) {
         }
         off += p->numel;
     }
-    sb_printf(out, "{\"step\":%ld,\"event\":\"layer_stats\",\"layers\":{", step);
+    sb_printf(out, "{\"type\":\"layer_stats\",\"step\":%ld,\"layers\":{", step);
     for (int g = 0; g < d->n_groups; g++) {
         if (g) sb_puts(out, ",");
         json_append_string(out, d->group_names[g]);
@@ -413,7 +418,7 @@ void diag_model_activations_json(const Model *m, long step, StrBuf *out) {
     const ModelConfig *c = &m->config;
     int B = a->B, S = a->S, T = a->T, C = c->d_model, NH = c->n_heads;
     char name[64];
-    sb_printf(out, "{\"step\":%ld,\"event\":\"activation_stats\",\"sublayers\":{", step);
+    sb_printf(out, "{\"type\":\"activation_stats\",\"step\":%ld,\"sublayers\":{", step);
     for (int l = 0; l < c->n_enc_layers; l++) {
         const EncoderLayerActs *e = &a->enc[l];
         snprintf(name, sizeof name, "encoder.layers.%d.self_attn", l);

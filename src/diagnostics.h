@@ -131,7 +131,7 @@ double diag_attention_entropy(const float *probs, long rows, int S);
 
 // Statistics of the last forward's activations (call after model_forward;
 // backward leaves them intact), over non-pad positions only: one JSON object
-// {"step":..,"event":"activation_stats","sublayers":{"encoder.layers.0.self_attn":
+// {"type":"activation_stats","step":..,"sublayers":{"encoder.layers.0.self_attn":
 // {"mean":..,"std":..,"max_abs":..}, ... ".ffn", ".out"; decoder also ".cross_attn"},
 // "attention_entropy":{"encoder.layers.0.self_attn":nats, ...}}. Sublayer
 // outputs are taken before the residual add (after residual dropout in training).

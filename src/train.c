@@ -7,6 +7,8 @@
 #include "common.h"
 #include "copytask.h"
 #include "data.h"
+#include "diagnostics.h"
+#include "json.h"
 #include "model.h"
 #include "optim.h"
 #include "schedule.h"
@@ -56,6 +58,17 @@ typedef struct {
     long last_valid_step, last_save_step;
     double last_live;               // when the live line was last drawn
     int progress_shown;             // a live line is on the terminal
+    // diagnostics (src/diagnostics.h)
+    Diag diag;
+    TensorView *views;              // (2 * tensors) parameter views, then gradient views
+    StrBuf diag_line;               // reused for the statistics records
+    double train_loss_avg;          // moving average of the step loss (overfitting signal)
+    int diag_failed;                // a detector said stop; attn_error holds why
+    // --overfit-batch: the loss at steps 1, 2, 4, 8, ... and the last one
+    float overfit_curve[40];
+    long overfit_steps[40];
+    int overfit_points;
+    float overfit_last;
 } Trainer;
 
 static volatile sig_atomic_t stop_signal = 0;
@@ -263,6 +276,110 @@ static int make_batchers(Trainer *t) {
 }
 
 // ----------------------------------------------------------------------------
+// Diagnostics (src/diagnostics.h, docs/debugging.md). The detectors run
+// after every backward and before the update, so a stopped run leaves its
+// last checkpoint as it was and a skipped step leaves the weights untouched.
+
+static void write_record(Trainer *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static int init_diagnostics(Trainer *t) {
+    const TrainConfig *c = &t->cfg;
+    DiagConfig dc;
+    diag_config_default(&dc);
+    if (diag_action_parse(c->nan_action, &dc.nan_action) != 0 || diag_action_parse(c->spike_action, &dc.spike_action) != 0)
+        return -1;
+    dc.spike_zscore = c->spike_zscore;
+    dc.stats_every = c->stats_every > 1000000000L ? 1000000000 : (int)c->stats_every;
+    int n = model_tensors(&t->model, 0, NULL, 0);
+    t->views = malloc_check(sizeof(TensorView) * 2 * (size_t)n);
+    model_tensors(&t->model, 0, t->views, n);
+    model_tensors(&t->model, 1, t->views + n, n);
+    return diag_init(&t->diag, &dc, t->views, t->views + n, n);
+}
+
+static void reset_line(StrBuf *sb) {
+    sb->len = 0;
+    if (sb->data) sb->data[0] = '\0';
+}
+
+// A detector fired: a "diag" record in metrics.jsonl and a log line.
+static void diag_report(Trainer *t, long step, DiagAction action, const char *message) {
+    reset_line(&t->diag_line);
+    sb_printf(&t->diag_line, "{\"type\":\"diag\",\"step\":%ld,\"action\":\"%s\",\"message\":", step,
+              diag_action_name(action));
+    json_append_string(&t->diag_line, message);
+    sb_puts(&t->diag_line, "}");
+    write_record(t, "%s", t->diag_line.data);
+    say(t, "%s: %s", diag_action_name(action), message);
+}
+
+// After backward, before the update: NaN/Inf (the batch is saved as
+// nan_batch.json), loss spikes, gradient explosion, vanishing gradients.
+static DiagAction check_update(Trainer *t, float loss) {
+    long step = t->state.step + 1;
+    DiagResult r;
+    DiagAction action = diag_check_step(&t->diag, step, loss, &r);
+    if (isfinite(loss)) t->train_loss_avg = t->train_loss_avg > 0 ? 0.98 * t->train_loss_avg + 0.02 * loss : loss;
+    if (action == DIAG_OK) return action;
+    diag_report(t, step, action, r.message);
+    char path[4096] = "";
+    if ((r.bad_tensor >= 0 || !isfinite(loss)) && diag_save_batch(path_in(t, "nan_batch.json", path, sizeof path), &t->batch) == 0)
+        say(t, "the batch of step %ld is saved in %s", step, path);
+    if (action == DIAG_STOP) {
+        t->diag_failed = 1;
+        attn_error("step %ld: %s; the last checkpoint is intact; lower lr or raise warmup_steps (or nan_action = skip)%s%s",
+                   step, r.message, path[0] ? "; the batch is in " : "", path);
+    }
+    return action;
+}
+
+// Per-layer statistics, after the update (stats_every steps).
+static void write_stats(Trainer *t) {
+    reset_line(&t->diag_line);
+    diag_layer_stats_json(&t->diag, t->state.step, &t->diag_line);
+    write_record(t, "%s", t->diag_line.data);
+    reset_line(&t->diag_line);
+    diag_model_activations_json(&t->model, t->state.step, &t->diag_line);
+    write_record(t, "%s", t->diag_line.data);
+}
+
+// After a validation: valid loss rising while train loss falls.
+static void observe_eval(Trainer *t, double valid_loss) {
+    DiagResult r;
+    if (diag_observe_eval(&t->diag, t->state.step, t->train_loss_avg, valid_loss, &r) != DIAG_OK)
+        diag_report(t, t->state.step, r.action, r.message);
+}
+
+// --overfit-batch: keeps the curve; 1 once the loss is below overfit_loss.
+static int overfit_track(Trainer *t, float loss) {
+    long s = t->state.step;
+    if ((s & (s - 1)) == 0 && t->overfit_points < 40) {
+        t->overfit_curve[t->overfit_points] = loss;
+        t->overfit_steps[t->overfit_points++] = s;
+    }
+    t->overfit_last = loss;
+    return loss < t->cfg.overfit_loss;
+}
+
+static int overfit_verdict(Trainer *t) {
+    char curve[1024];
+    size_t len = 0;
+    for (int i = 0; i < t->overfit_points && len < sizeof curve - 64; i++)
+        len += (size_t)snprintf(curve + len, sizeof curve - len, "%s%ld: %.4g", i ? ", " : "", t->overfit_steps[i],
+                                t->overfit_curve[i]);
+    if (t->overfit_points && t->overfit_steps[t->overfit_points - 1] != t->state.step)
+        snprintf(curve + len, sizeof curve - len, ", %ld: %.4g", t->state.step, t->overfit_last);
+    if (t->overfit_last < t->cfg.overfit_loss) {
+        say(t, "overfit-batch: passed: loss %.4g < %g at step %ld (loss by step: %s)", t->overfit_last, t->cfg.overfit_loss,
+            t->state.step, curve);
+        return 0;
+    }
+    return attn_error("overfit-batch: failed: loss %.4g after %ld steps, not below %g (loss by step: %s); the model cannot "
+                      "fit one batch: check lr and warmup, then attn gradcheck", t->overfit_last, t->state.step,
+                      t->cfg.overfit_loss, curve);
+}
+
+// ----------------------------------------------------------------------------
 // Model, optimizer, schedule
 
 static int create_model(Trainer *t) {
@@ -292,7 +409,7 @@ static int create_model(Trainer *t) {
     say(t, "model: %ld parameters, vocabularies %d (%s) / %d (%s), batches up to %d x %d x %d",
         t->model.n_params, mc.src_vocab, tokenizer_type_name(tokenizer_type(t->src_tok)), mc.tgt_vocab,
         tokenizer_type_name(tokenizer_type(t->tgt_tok)), B, S, T);
-    return 0;
+    return init_diagnostics(t);
 }
 
 // ----------------------------------------------------------------------------
@@ -310,7 +427,8 @@ static float train_step(Trainer *t) {
     double loss_sum = 0.0;
     long tokens = 0;
     for (int i = 0; i < t->cfg.accum_steps; i++) {
-        batcher_next(&t->train_batches, &t->batch);
+        if (t->cfg.overfit_batch) batcher_fill(&t->train_batches, 0, &t->batch);  // one batch, again and again
+        else batcher_next(&t->train_batches, &t->batch);
         t->state.batches_drawn++;
         float loss = model_forward(m, &t->batch, (float)t->cfg.label_smoothing, 1, &t->state.rng);
         long n_i = m->n_target_tokens;
@@ -321,11 +439,22 @@ static float train_step(Trainer *t) {
         loss_sum += (double)loss * (double)n_i;
         tokens += n_i;
     }
+    float step_loss = tokens ? (float)(loss_sum / (double)tokens) : 0.0f;
+    DiagAction action = check_update(t, step_loss);
+    if (action == DIAG_STOP) return step_loss;  // loop() sees t->diag_failed
+    if (action == DIAG_SKIP) {                  // the step is spent, the weights stay
+        t->state.step++;
+        t->state.tokens_seen += tokens;
+        return 0.0f;
+    }
     t->last_grad_norm = grad_clip(m->grad_memory, n, t->cfg.clip_norm);
-    t->last_lr = schedule_lr(&t->sched, t->state.step + 1);
+    t->last_lr = schedule_lr(&t->sched, t->state.step + 1) * diag_lr_multiplier(&t->diag);
+    int stats_due = diag_stats_due(&t->diag, t->state.step + 1);
+    if (stats_due) diag_snapshot_params(&t->diag);
     optimizer_step(&t->opt, m->param_memory, m->grad_memory, (float)t->last_lr);
     if (t->ema) ema_update(t->ema, m->param_memory, n, (float)t->cfg.ema_decay);
     t->state.step++;
+    if (stats_due) write_stats(t);
     t->state.tokens_seen += tokens;
     t->interval_loss_sum += loss_sum;
     t->interval_tokens += tokens;
@@ -571,6 +700,7 @@ static int run_validation(Trainer *t, int *stop) {
     write_record(t, "{\"type\":\"valid\",\"step\":%ld,\"epoch\":%.4f,\"valid_loss\":%.6g,\"valid_ppl\":%.6g,"
                  "\"valid_acc\":%.4f,\"valid_exact\":%.4f,\"best\":%s,\"elapsed_s\":%.2f}", t->state.step,
                  epoch_progress(t), r.loss, r.ppl, r.acc, r.exact, better ? "true" : "false", elapsed(t));
+    observe_eval(t, r.loss);
     say(t, "valid step %ld: loss %.4f  ppl %.3f  acc %.2f%%  exact %.2f%% (%ld sentences, %.1f s)%s", t->state.step,
         r.loss, r.ppl, r.acc, r.exact, r.sentences, now_seconds() - t0, better ? "  * best" : "");
     if (t->cfg.patience > 0 && t->state.bad_evals >= t->cfg.patience) {
@@ -644,6 +774,9 @@ static void free_trainer(Trainer *t) {
     batch_free(&t->batch);
     free(t->ema);
     free(t->config_text);
+    diag_free(&t->diag);
+    free(t->views);
+    sb_free(&t->diag_line);
 }
 
 // The loop proper: steps until the budget, a stop condition or a signal.
@@ -655,6 +788,8 @@ static int loop(Trainer *t) {
     t->interval_start = now_seconds();
     while (!stop && !stop_signal && budget_left(t)) {
         float loss = train_step(t);
+        if (t->diag_failed) return -1;
+        if (c->overfit_batch && overfit_track(t, loss)) stop = 1;
         if (!isfinite(loss) || !isfinite(t->last_grad_norm))
             return attn_error("step %ld: the loss or the gradient is not finite (loss %g, gradient norm %g); "
                               "the last checkpoint is intact; lower lr or raise warmup_steps", t->state.step, loss,
@@ -675,7 +810,7 @@ static int loop(Trainer *t) {
     if (t->last_save_step != t->state.step && save_checkpoint(t) != 0) return -1;
     say(t, "done at step %ld (epoch %.2f, %.1f s): best %s %.4f at step %ld in %s/best.safetensors", t->state.step,
         epoch_progress(t), elapsed(t), c->best_metric, t->state.best_metric, t->state.best_step, t->run_dir);
-    return 0;
+    return c->overfit_batch ? overfit_verdict(t) : 0;
 }
 
 int train_run(const TrainConfig *cfg, const char *run_dir, const TrainOptions *opts) {
