@@ -254,8 +254,8 @@ void decode_result_free(DecodeResult *r) {
 static void log_softmax_row(float *lp, const float *logits, int V) {
     float mx = logits[0];
     for (int v = 1; v < V; v++) if (logits[v] > mx) mx = logits[v];
-    double sum = 0;
-    for (int v = 0; v < V; v++) sum += exp((double)logits[v] - mx);
+    double sum = 0;  // float exponentials (vectorized), summed in double
+    for (int v = 0; v < V; v++) sum += expf(logits[v] - mx);
     double log_z = log(sum) + mx;
     for (int v = 0; v < V; v++) lp[v] = (float)((double)logits[v] - log_z);
     lp[PAD_ID] = -INFINITY;
@@ -485,7 +485,12 @@ static int select_beam(Translator *tr, Sentence *s, int r0, int pos, int n_next)
         if (!cur->alive[r]) continue;
         const float *lp = tr->logprobs + (long)r * V;
         if (forced) { push_candidate(cand, &n_cand, 2 * K, (Candidate){cur->score[r] + lp[EOS_ID], r, EOS_ID}); continue; }
-        for (int v = 0; v < V; v++) push_candidate(cand, &n_cand, 2 * K, (Candidate){cur->score[r] + lp[v], r, v});
+        for (int v = 0; v < V; v++) {
+            double score = cur->score[r] + lp[v];
+            // most tokens lose to the current 2K-th candidate: skip them before building one
+            if (n_cand == 2 * K && score < cand[n_cand - 1].score) continue;
+            push_candidate(cand, &n_cand, 2 * K, (Candidate){score, r, v});
+        }
     }
     int n_live = 0;
     for (int i = 0; i < n_cand; i++) {
