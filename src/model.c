@@ -573,11 +573,13 @@ int model_encode(Model *m, const int *src, int B, int S) {
     m->acts->B = B;
     m->acts->S = S;
     m->acts->train = 0;
+    m->has_targets = 0;   // nothing for model_backward until the next model_forward
     encoder_forward(m, src, B, S, NULL);
     return 0;
 }
 
 float model_forward(Model *m, const Batch *b, float smoothing, int train, Rng *rng) {
+    m->has_targets = 0;
     if (model_check_batch(m, b)) return NAN;
     const ModelConfig *c = &m->config;
     Activations *a = m->acts;
