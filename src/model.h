@@ -206,12 +206,15 @@ void model_init_weights(Model *m, uint64_t seed);
 // token ids within the vocabularies. Returns -1 with the reason otherwise.
 int model_check_batch(const Model *m, const Batch *b);
 // Forward over a batch: logits and, when b->tgt_out is given, the loss
-// (label smoothing `smoothing`). `train` enables dropout drawn from `rng`.
+// (label smoothing `smoothing`). `train` enables dropout drawn from `rng`
+// (with rng NULL the forward runs as in eval mode).
 // Returns the loss (0 when no targets or no non-pad target), or NAN after
 // recording an error when model_check_batch fails. Allocates nothing.
 float model_forward(Model *m, const Batch *b, float smoothing, int train, Rng *rng);
 // Backward of the last forward: accumulates into m->grads (call
-// model_zero_grad first). Gradient of the mean loss.
+// model_zero_grad first). Gradient of the mean loss; does nothing when the
+// last forward had no targets (or no non-pad target) or was rejected.
+// Overwrites acts->probs with the logits' gradient.
 void model_backward(Model *m, const Batch *b);
 void model_zero_grad(Model *m);
 
