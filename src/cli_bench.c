@@ -154,12 +154,11 @@ static int argmax(const float *x, int n) {
     return 0;  // all NaN
 }
 
-// logits (V) -> log-probabilities in place.
+// logits (V) -> log-probabilities in place, in float like PyTorch's.
 static void log_softmax(float *x, int n) {
-    float mx = x[argmax(x, n)];
-    double sum = 0.0;
-    for (int i = 0; i < n; i++) sum += exp((double)(x[i] - mx));
-    float lse = mx + (float)log(sum);
+    float mx = x[argmax(x, n)], sum = 0.0f;
+    for (int i = 0; i < n; i++) sum += expf(x[i] - mx);
+    float lse = mx + logf(sum);
     for (int i = 0; i < n; i++) x[i] -= lse;
 }
 

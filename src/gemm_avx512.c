@@ -239,12 +239,40 @@ static void dot_tile(int K, const float *A, long lda, int m, const float *B, lon
     }
 }
 
-// (0,1): tiles of 4 rows of B against the (at most 4) rows of A.
+// One row of A against n <= 16 rows of B: the 16 sums land in one vector.
+// (Cached attention: one query against the keys.)
+TARGET_AVX512
+static void dot_row16(int K, const float *a, const float *B, long ldb, int n,
+                      float *c, float alpha, float beta) {
+    const float *b[16];
+    for (int q = 0; q < 16; q++) b[q] = B + (q < n ? q : n - 1) * ldb;
+    __m512 acc[16];
+#pragma GCC unroll 16
+    for (int q = 0; q < 16; q++) acc[q] = _mm512_setzero_ps();
+    for (int k = 0; k < K; k += 16) {
+        __mmask16 mask = tail_mask(K - k);
+        __m512 va = _mm512_maskz_loadu_ps(mask, a + k);
+#pragma GCC unroll 16
+        for (int q = 0; q < 16; q++) acc[q] = _mm512_fmadd_ps(va, _mm512_maskz_loadu_ps(mask, b[q] + k), acc[q]);
+    }
+    __mmask16 out = tail_mask(n);
+    __m512 x = _mm512_mul_ps(_mm512_set1_ps(alpha), sum16(acc));
+    if (beta != 0.0f) x = _mm512_fmadd_ps(_mm512_set1_ps(beta), _mm512_maskz_loadu_ps(out, c), x);
+    _mm512_mask_storeu_ps(c, out, x);
+}
+
+// (0,1): one row of A against 16 rows of B at a time, or tiles of 4 rows
+// of B against the (2 to 4) rows of A.
 TARGET_AVX512
 static void direct_dot(int trans_a, int M, int j0, int j1, int K, float alpha,
                        const float *A, int lda, const float *B, int ldb,
                        float beta, float *C, int ldc) {
     (void)trans_a;  // always 0 here
+    if (M == 1) {
+        for (int j = j0; j < j1; j += 16)
+            dot_row16(K, A, B + (long)j * ldb, ldb, j1 - j < 16 ? j1 - j : 16, C + j, alpha, beta);
+        return;
+    }
     for (int j = j0; j < j1; j += 4) {
         int n = j1 - j < 4 ? j1 - j : 4;
         for (int i = 0; i < M; i += 4) {
@@ -255,12 +283,56 @@ static void direct_dot(int trans_a, int M, int j0, int j1, int K, float alpha,
     }
 }
 
+// One row: C[0, j0:j1) = alpha sum_k a[k * a_step] B[k, j0:j1) + beta C.
+// Even and odd k accumulate apart (8 chains, enough to cover the FMA
+// latency), then add; 64 columns at a time. (Cached attention: the
+// probabilities of one query times the values.)
+TARGET_AVX512
+static void direct_row1(const float *a, long a_step, int j0, int j1, int K, float alpha,
+                        const float *B, int ldb, float beta, float *C) {
+    __m512 va = _mm512_set1_ps(alpha), vbeta = _mm512_set1_ps(beta);
+    for (int j = j0; j < j1; j += 64) {
+        int n = j1 - j < 64 ? j1 - j : 64;
+        __mmask16 mask[4];
+        for (int v = 0; v < 4; v++) mask[v] = tail_mask(n - 16 * v);
+        __m512 even[4], odd[4];
+#pragma GCC unroll 4
+        for (int v = 0; v < 4; v++) even[v] = odd[v] = _mm512_setzero_ps();
+        int k = 0;
+        for (; k + 2 <= K; k += 2) {
+            const float *b = B + (long)k * ldb + j;
+            __m512 a0 = _mm512_set1_ps(a[k * a_step]), a1 = _mm512_set1_ps(a[(k + 1) * a_step]);
+#pragma GCC unroll 4
+            for (int v = 0; v < 4; v++) {
+                even[v] = _mm512_fmadd_ps(a0, _mm512_maskz_loadu_ps(mask[v], b + 16 * v), even[v]);
+                odd[v] = _mm512_fmadd_ps(a1, _mm512_maskz_loadu_ps(mask[v], b + ldb + 16 * v), odd[v]);
+            }
+        }
+        if (k < K) {
+            const float *b = B + (long)k * ldb + j;
+            __m512 a0 = _mm512_set1_ps(a[k * a_step]);
+#pragma GCC unroll 4
+            for (int v = 0; v < 4; v++) even[v] = _mm512_fmadd_ps(a0, _mm512_maskz_loadu_ps(mask[v], b + 16 * v), even[v]);
+        }
+        float *c = C + j;
+        for (int v = 0; v < 4; v++) {
+            __m512 x = _mm512_mul_ps(va, _mm512_add_ps(even[v], odd[v]));
+            if (beta != 0.0f) x = _mm512_fmadd_ps(vbeta, _mm512_maskz_loadu_ps(mask[v], c + 16 * v), x);
+            _mm512_mask_storeu_ps(c + 16 * v, mask[v], x);
+        }
+    }
+}
+
 // (x,0) with M <= 4: each row of B is loaded once and used by every row of
 // C; 64 columns (four vectors) at a time.
 TARGET_AVX512
 static void direct_rows(int trans_a, int M, int j0, int j1, int K, float alpha,
                         const float *A, int lda, const float *B, int ldb,
                         float beta, float *C, int ldc) {
+    if (M == 1) {
+        direct_row1(A, trans_a ? lda : 1, j0, j1, K, alpha, B, ldb, beta, C);
+        return;
+    }
     long a_row = trans_a ? 1 : lda, a_step = trans_a ? lda : 1;  // op(A)[r, k] = A[r * a_row + k * a_step]
     const float *a[4];
     for (int r = 0; r < 4; r++) a[r] = A + (r < M ? r : M - 1) * a_row;

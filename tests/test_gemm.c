@@ -100,6 +100,8 @@ static void check_threads_identical(const char *label) {
         {1, 1, 500, 40, 33, 0, -1.0f, 0.0f},
         {0, 1, 4, 20001, 260, 1, 1.0f, 0.5f},   // direct dot products
         {1, 0, 3, 5000, 100, 2, 2.0f, 0.0f},    // direct row updates
+        {0, 1, 1, 5000, 70, 0, 1.0f, 1.0f},     // one query against many keys
+        {1, 0, 1, 3000, 301, 3, 1.0f, 0.0f},    // one row of probabilities times values
     };
     int n = sizeof cases / sizeof cases[0], all_match = 1, all_close = 1;
     for (int i = 0; i < n; i++) {
