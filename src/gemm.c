@@ -20,6 +20,7 @@
 #include "gemm.h"
 #include "gemm_internal.h"
 #include "threads.h"
+#include "common.h"
 #include <omp.h>
 #include <stdlib.h>
 #include <string.h>
@@ -220,7 +221,15 @@ typedef struct {
     const float *A, *B;
     float *C;
     int lda, ldb, ldc;
+    const float *prepacked_b;  // gemm_pack_b's panels of all of op(B), or NULL to pack here
 } GemmArgs;
+
+// Where the packed (kc, nc) block of op(B) at (jc, pc) starts in a full
+// prepacked op(B): blocks of NC columns one after the other, each holding its
+// K rows as KC blocks of NR-wide panels.
+static long prepacked_offset(int K, int nr, int jc, int nc, int pc) {
+    return (long)jc * K + (long)(nc + nr - 1) / nr * nr * pc;
+}
 
 static int ceil_div(int a, int b) { return (a + b - 1) / b; }
 
@@ -241,10 +250,15 @@ static void gemm_thread(const GemmArgs *g, const GemmPathDesc *path, float *pack
         for (int pc = 0; pc < g->K; pc += GEMM_KC) {
             int kc = g->K - pc < GEMM_KC ? g->K - pc : GEMM_KC;
             float beta = pc == 0 ? g->beta : 1.0f;  // later blocks add to the first
-            // All threads pack the shared B block together, each a range of panels.
-            for (int q = panels * tid / nt; q < panels * (tid + 1) / nt; q++)
-                pack_b_panel(path, packed_b, g->trans_b, g->B, g->ldb, jc, nc, q, pc, kc);
-            if (nt > 1) {
+            int shared_pack = !g->prepacked_b && nt > 1;
+            if (g->prepacked_b) {
+                packed_b = (float *)g->prepacked_b + prepacked_offset(g->K, nr, jc, nc, pc);
+            } else {
+                // All threads pack the shared B block together, each a range of panels.
+                for (int q = panels * tid / nt; q < panels * (tid + 1) / nt; q++)
+                    pack_b_panel(path, packed_b, g->trans_b, g->B, g->ldb, jc, nc, q, pc, kc);
+            }
+            if (shared_pack) {
 #pragma omp barrier
             }
             for (int ic = m0; ic < m1; ic += mc_max) {
@@ -263,7 +277,7 @@ static void gemm_thread(const GemmArgs *g, const GemmPathDesc *path, float *pack
                 }
             }
             // Nobody may repack B while another thread still reads it.
-            if (nt > 1) {
+            if (shared_pack) {
 #pragma omp barrier
             }
         }
@@ -290,6 +304,8 @@ static void scale_c(int M, int N, float beta, float *C, int ldc) {
         for (int j = 0; j < N; j++) c[j] = beta == 0.0f ? 0.0f : beta * c[j];
     }
 }
+
+static void gemm_packed_driver(const GemmArgs *g, const GemmPathDesc *path, int nt);
 
 // The direct kernel for this shape, or NULL to pack. The choice depends on
 // the shape only, never on the thread count, so results stay bit-identical
@@ -335,7 +351,7 @@ void gemm(int trans_a, int trans_b, int M, int N, int K, float alpha,
         gemm_reference(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
         return;
     }
-    GemmArgs g = {trans_a, trans_b, M, N, K, alpha, beta, A, B, C, lda, ldb, ldc};
+    GemmArgs g = {trans_a, trans_b, M, N, K, alpha, beta, A, B, C, lda, ldb, ldc, NULL};
     int nt = threads_get();
     if (omp_in_parallel() || (long)M * N * K < GEMM_PARALLEL_MIN_MACS) nt = 1;
     int align;
@@ -344,11 +360,20 @@ void gemm(int trans_a, int trans_b, int M, int N, int K, float alpha,
         gemm_direct(direct, align, nt, &g);
         return;
     }
-    int nc = (N < GEMM_NC ? N : GEMM_NC / path->nr * path->nr);
-    size_t b_floats = (size_t)ceil_div(nc, path->nr) * path->nr * GEMM_KC;
-    float *packed_b = grow_buffer(&tls_b_buf, &tls_b_cap, b_floats);
+    gemm_packed_driver(&g, path, nt);
+}
+
+// The packed loop nest on nt threads (B packed here unless g->prepacked_b).
+static void gemm_packed_driver(const GemmArgs *g, const GemmPathDesc *path, int nt) {
+    int M = g->M, N = g->N;
+    float *packed_b = NULL;
+    if (!g->prepacked_b) {
+        int nc = (N < GEMM_NC ? N : GEMM_NC / path->nr * path->nr);
+        size_t b_floats = (size_t)ceil_div(nc, path->nr) * path->nr * GEMM_KC;
+        packed_b = grow_buffer(&tls_b_buf, &tls_b_cap, b_floats);
+    }
     if (nt == 1) {
-        gemm_thread(&g, path, packed_b, 0, 1, 1, 1);
+        gemm_thread(g, path, packed_b, 0, 1, 1, 1);
         return;
     }
     int tm = 1, tn = 1;
@@ -360,6 +385,63 @@ void gemm(int trans_a, int trans_b, int M, int N, int K, float alpha,
         int team = omp_get_num_threads();
         int rows = tm, cols = tn;
         if (team != nt) choose_grid(M, N, path->mr, path->nr, team, &rows, &cols);
-        gemm_thread(&g, path, packed_b, omp_get_thread_num(), team, rows, cols);
+        gemm_thread(g, path, packed_b, omp_get_thread_num(), team, rows, cols);
     }
+}
+
+// ---------------------------------------------------------------------------
+// Prepacked B
+
+int gemm_pack_b(GemmPackedB *pb, int trans_b, int K, int N, const float *B, int ldb) {
+    memset(pb, 0, sizeof *pb);
+    if (K <= 0 || N <= 0) return -1;
+    pb->trans_b = trans_b;
+    pb->K = K;
+    pb->N = N;
+    pb->path = gemm_get_path();
+    const GemmPathDesc *path = path_desc(pb->path);
+    if (!path) {
+        // The reference path multiplies op(B) as given: keep a copy of it as (K, N).
+        pb->panels = malloc_check(sizeof(float) * K * N);
+        for (int k = 0; k < K; k++)
+            for (int j = 0; j < N; j++)
+                pb->panels[(long)k * N + j] = trans_b ? B[(long)j * ldb + k] : B[(long)k * ldb + j];
+        return 0;
+    }
+    const int nr = path->nr, nc_max = GEMM_NC / nr * nr;
+    size_t floats = (size_t)ceil_div(N, nr) * nr * K;
+    void *mem = NULL;
+    if (posix_memalign(&mem, 64, floats * sizeof(float)) != 0) abort();
+    pb->panels = mem;
+    for (int jc = 0; jc < N; jc += nc_max) {
+        int nc = N - jc < nc_max ? N - jc : nc_max;
+        for (int pc = 0; pc < K; pc += GEMM_KC) {
+            int kc = K - pc < GEMM_KC ? K - pc : GEMM_KC;
+            float *block = pb->panels + prepacked_offset(K, nr, jc, nc, pc);
+            for (int q = 0; q < ceil_div(nc, nr); q++)
+                pack_b_panel(path, block, trans_b, B, ldb, jc, nc, q, pc, kc);
+        }
+    }
+    return 0;
+}
+
+void gemm_packed_b_free(GemmPackedB *pb) {
+    free(pb->panels);
+    memset(pb, 0, sizeof *pb);
+}
+
+void gemm_prepacked(int trans_a, int M, float alpha, const float *A, int lda,
+                    const GemmPackedB *pb, float beta, float *C, int ldc) {
+    int N = pb->N, K = pb->K;
+    if (M <= 0) return;
+    if (alpha == 0.0f) { scale_c(M, N, beta, C, ldc); return; }
+    const GemmPathDesc *path = path_desc(pb->path);
+    if (!path) {
+        gemm_reference(trans_a, 0, M, N, K, alpha, A, lda, pb->panels, N, beta, C, ldc);
+        return;
+    }
+    GemmArgs g = {trans_a, pb->trans_b, M, N, K, alpha, beta, A, NULL, C, lda, 0, ldc, pb->panels};
+    int nt = threads_get();
+    if (omp_in_parallel() || (long)M * N * K < GEMM_PARALLEL_MIN_MACS) nt = 1;
+    gemm_packed_driver(&g, path, nt);
 }

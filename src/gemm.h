@@ -22,6 +22,25 @@ void gemm_reference(int trans_a, int trans_b, int M, int N, int K, float alpha,
                     const float *A, int lda, const float *B, int ldb,
                     float beta, float *C, int ldc);
 
+// op(B) packed once for many products: the weights of a Linear layer
+// during decoding, where repacking them at every step costs as much as the
+// multiply when only a few dozen rows go through. gemm_prepacked(..., pb,
+// ...) computes C (M, N) = alpha op(A) op(B) + beta C exactly as gemm()
+// would for the same op(B) (the same kernels and sum order, so bit-identical
+// results for M > 4; gemm uses unpacked kernels for M <= 4). The packing
+// belongs to the path current at gemm_pack_b time. Memory: about K x N floats.
+typedef struct {
+    int trans_b, K, N, path;
+    float *panels;
+} GemmPackedB;
+
+// Packs op(B) (K, N): B is (K, N), or (N, K) when trans_b. Returns -1 for
+// an empty matrix.
+int gemm_pack_b(GemmPackedB *pb, int trans_b, int K, int N, const float *B, int ldb);
+void gemm_packed_b_free(GemmPackedB *pb);
+void gemm_prepacked(int trans_a, int M, float alpha, const float *A, int lda,
+                    const GemmPackedB *pb, float beta, float *C, int ldc);
+
 // Instruction-set paths of gemm(). AUTO picks the best one CPUID reports
 // (AVX-512, else AVX2 + FMA, else the reference).
 enum { GEMM_PATH_AUTO = 0, GEMM_PATH_REFERENCE = 1, GEMM_PATH_AVX2 = 2, GEMM_PATH_AVX512 = 3 };
