@@ -20,7 +20,7 @@ near() { awk -v a="$1" -v b="$2" -v tol="$3" 'BEGIN { d = a - b; if (d < 0) d = 
     --d_model 32 --n_heads 4 --d_ff 64 --n_enc_layers 1 --n_dec_layers 1 \
     --dropout_emb 0 --dropout_residual 0 --dropout_attn 0 --dropout_ffn 0 \
     --schedule constant --lr 0.003 --warmup_steps 0 --label_smoothing 0 \
-    --batch_sentences 64 --batch_tokens 0 --max_steps 200 --valid_every 200 --threads 2 > "$dir/train.log" 2>&1
+    --batch_sentences 64 --batch_tokens 0 --max_steps 300 --valid_every 300 --threads 2 > "$dir/train.log" 2>&1
 model="$dir/run/best.safetensors"
 if [ ! -f "$model" ]; then
     fail "attn train made a model for the decoding tests: $(tail -3 "$dir/train.log")"
@@ -94,7 +94,7 @@ mkfifo "$dir/fifo"
 pid=$!
 exec 3> "$dir/fifo"
 echo abc >&3
-n=0; while [ $n -lt 50 ] && [ ! -s "$dir/stream" ]; do sleep 0.1; n=$((n + 1)); done
+n=0; while [ $n -lt 200 ] && [ ! -s "$dir/stream" ]; do sleep 0.1; n=$((n + 1)); done
 check "translate streams: output before the end of input" "$(cat "$dir/stream")" "abc"
 exec 3>&-
 wait $pid
