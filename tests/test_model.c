@@ -290,6 +290,17 @@ static void test_dropout_determinism(void) {
     float l3 = model_forward(&m, &b, 0.1f, 1, &r3);
     float le = model_forward(&m, &b, 0.1f, 0, NULL);
     CHECK(l1 == l2, "dropout: same seed, same loss (%.7f)", l1);
+    // Gradients are bit-identical run to run (no float atomics anywhere).
+    float *first = malloc_check((size_t)m.n_params * sizeof(float));
+    for (int run = 0; run < 2; run++) {
+        rng_seed(&r1, 42);
+        model_forward(&m, &b, 0.1f, 1, &r1);
+        model_zero_grad(&m);
+        model_backward(&m, &b);
+        if (run == 0) memcpy(first, m.grad_memory, (size_t)m.n_params * sizeof(float));
+    }
+    CHECK(!memcmp(first, m.grad_memory, (size_t)m.n_params * sizeof(float)), "dropout: same seed, bit-identical gradients");
+    free(first);
     CHECK(l1 != l3 && l1 != le, "dropout: another seed or eval mode changes the loss (%.5f %.5f %.5f)", l1, l3, le);
     model_free(&m);
 }
