@@ -17,8 +17,10 @@ typedef struct {
 } CopyTaskConfig;
 
 // Fills train and valid (initialized empty by the caller with memset 0) with
-// text pairs. Fails when the length range holds too few distinct strings for
-// the held-out set to be at most half of them.
+// text pairs. Held-out strings come from the lengths that have at least 20
+// times as many strings as the held-out set takes from them (so short
+// lengths, which have few strings, stay in training); fails when no length
+// has that many.
 int copytask_generate(const CopyTaskConfig *cfg, ParallelText *train, ParallelText *valid);
 
 #endif
