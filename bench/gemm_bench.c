@@ -1,6 +1,6 @@
 // GEMM micro-benchmark and FMA peak of this machine.
 //
-//   bench/gemm_bench [--threads N] [--peak] [--path avx512|avx2] [--openblas] [--only SUBSTRING]
+//   bench/gemm_bench [--threads N] [--peak] [--path avx512|avx2|bf16] [--openblas] [--only SUBSTRING]
 //
 // --peak prints the float32 FMA peak (GFLOP/s) of 1..N threads, measured with
 // a loop of independent AVX-512 (else AVX2) FMAs. Without it, times gemm()
@@ -142,10 +142,10 @@ int main(int argc, char **argv) {
         else if (!strcmp(argv[i], "--path") && i + 1 < argc) {
             const char *p = argv[++i];
             int path = !strcmp(p, "avx512") ? GEMM_PATH_AVX512 : !strcmp(p, "avx2") ? GEMM_PATH_AVX2
-                     : !strcmp(p, "reference") ? GEMM_PATH_REFERENCE : -1;
+                     : !strcmp(p, "bf16") ? GEMM_PATH_AVX512_BF16 : !strcmp(p, "reference") ? GEMM_PATH_REFERENCE : -1;
             if (gemm_set_path(path) != 0) { fprintf(stderr, "gemm_bench: path %s not available\n", p); return 1; }
         } else {
-            fprintf(stderr, "usage: gemm_bench [--threads N] [--peak] [--path avx512|avx2|reference] [--openblas] [--only SUBSTRING]\n");
+            fprintf(stderr, "usage: gemm_bench [--threads N] [--peak] [--path avx512|avx2|bf16|reference] [--openblas] [--only SUBSTRING]\n");
             return 2;
         }
     }

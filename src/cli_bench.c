@@ -6,6 +6,8 @@
 //                           after warm-up; dropout 0.1 everywhere
 //   model_gflop_per_step    the step's matrix work (see step_flops)
 //   peak_rss_mb             peak resident memory (getrusage) after training
+//   last_loss               the loss of the last step (the same batch every
+//                           step, so it falls: compares precisions)
 //   decode_sentences_per_s  greedy decoding with the key/value cache, 64
 //                           sentences x 40 steps in one batch, no early stop
 //   greedy_tokens_per_s     the same in generated tokens
@@ -96,7 +98,7 @@ static void random_tokens(int *ids, long n, int vocab, Rng *rng) {
 // ---------------------------------------------------------------------------
 // Training
 
-static int bench_train(Model *m, const BenchOptions *o, double *tokens_per_s, double *step_s) {
+static int bench_train(Model *m, const BenchOptions *o, double *tokens_per_s, double *step_s, float *last_loss) {
     const BenchPreset *p = o->preset;
     int B = p->batch, S = p->src_len, T = p->tgt_len;
     Rng rng;
@@ -120,6 +122,7 @@ static int bench_train(Model *m, const BenchOptions *o, double *tokens_per_s, do
         model_zero_grad(m);
         float loss = model_forward(m, &batch, 0.1f, 1, &rng);
         if (!isfinite(loss)) { rc = attn_error("bench: training loss is %g at step %d", loss, step); break; }
+        *last_loss = loss;
         model_backward(m, &batch);
         optimizer_step(&opt, m->param_memory, m->grad_memory, 1e-4f);
     }
@@ -258,7 +261,8 @@ static void bench_usage(FILE *out) {
             "  --beam K          beam size of the beam-search timing (default 4; 0 skips it)\n"
             "  --no-decode       training only\n"
             "  --no-train        decoding only (to profile it)\n"
-            "  --gemm PATH       matrix-multiply path: auto, avx512, avx2, reference (default auto)\n");
+            "  --gemm PATH       matrix-multiply path: auto, avx512, avx2, bf16 (inputs rounded to\n"
+            "                    bfloat16, float32 sums), reference (default auto)\n");
 }
 
 static int parse_bench_flags(int argc, char **argv, BenchOptions *o) {
@@ -294,8 +298,9 @@ static int parse_bench_flags(int argc, char **argv, BenchOptions *o) {
             o->beam = (int)n;
         } else if (!strcmp(f, "--gemm")) {
             int path = !strcmp(v, "auto") ? GEMM_PATH_AUTO : !strcmp(v, "avx512") ? GEMM_PATH_AVX512
-                     : !strcmp(v, "avx2") ? GEMM_PATH_AVX2 : !strcmp(v, "reference") ? GEMM_PATH_REFERENCE : -1;
-            if (path < 0) return attn_error("bad value for --gemm: '%s' (use auto, avx512, avx2 or reference)", v);
+                     : !strcmp(v, "avx2") ? GEMM_PATH_AVX2 : !strcmp(v, "bf16") ? GEMM_PATH_AVX512_BF16
+                     : !strcmp(v, "reference") ? GEMM_PATH_REFERENCE : -1;
+            if (path < 0) return attn_error("bad value for --gemm: '%s' (use auto, avx512, avx2, bf16 or reference)", v);
             o->gemm_path = path;
         } else {
             return attn_error("bench: unknown flag '%s' (try attn bench --help)", f);
@@ -326,9 +331,11 @@ int cmd_bench(int argc, char **argv) {
            p->name, threads_get(), gemm_path_name(gemm_get_path()));
     if (o.train) {
         double tokens_per_s, step_s;
-        if (bench_train(&m, &o, &tokens_per_s, &step_s) != 0) { printf("}\n"); model_free(&m); return -1; }
+        float last_loss = 0.0f;
+        if (bench_train(&m, &o, &tokens_per_s, &step_s, &last_loss) != 0) { printf("}\n"); model_free(&m); return -1; }
         printf(", \"train_tokens_per_s\": %.1f, \"train_step_s\": %.4f, \"model_gflop_per_step\": %.2f, "
-               "\"peak_rss_mb\": %.1f", tokens_per_s, step_s, step_flops(p) * 1e-9, peak_rss_mb());
+               "\"peak_rss_mb\": %.1f, \"last_loss\": %.5f",
+               tokens_per_s, step_s, step_flops(p) * 1e-9, peak_rss_mb(), last_loss);
     }
     int rc = 0;
     if (o.decode) {

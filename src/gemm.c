@@ -76,6 +76,7 @@ static int chosen_path = -1;  // -1: not resolved yet
 static const GemmPathDesc *path_desc(int path) {
     if (path == GEMM_PATH_AVX512) return gemm_avx512_path();
     if (path == GEMM_PATH_AVX2) return gemm_avx2_path();
+    if (path == GEMM_PATH_AVX512_BF16) return gemm_bf16_path();
     return NULL;
 }
 
@@ -86,6 +87,9 @@ static int path_supported(int path) {
     __builtin_cpu_init();
     if (path == GEMM_PATH_AVX512) return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl");
     if (path == GEMM_PATH_AVX2) return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    if (path == GEMM_PATH_AVX512_BF16)
+        return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") &&
+               __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512bf16");
 #endif
     return 0;
 }
@@ -98,7 +102,9 @@ static int best_path(void) {
 
 int gemm_set_path(int path) {
     if (path == GEMM_PATH_AUTO) { chosen_path = best_path(); return 0; }
-    if (path != GEMM_PATH_REFERENCE && path != GEMM_PATH_AVX2 && path != GEMM_PATH_AVX512) return -1;
+    if (path != GEMM_PATH_REFERENCE && path != GEMM_PATH_AVX2 && path != GEMM_PATH_AVX512 &&
+        path != GEMM_PATH_AVX512_BF16)
+        return -1;
     if (!path_supported(path)) return -1;
     chosen_path = path;
     return 0;
@@ -115,6 +121,7 @@ const char *gemm_path_name(int path) {
     case GEMM_PATH_REFERENCE: return "reference";
     case GEMM_PATH_AVX2: return "avx2";
     case GEMM_PATH_AVX512: return "avx512";
+    case GEMM_PATH_AVX512_BF16: return "avx512-bf16";
     default: return "unknown";
     }
 }

@@ -41,9 +41,12 @@ void gemm_packed_b_free(GemmPackedB *pb);
 void gemm_prepacked(int trans_a, int M, float alpha, const float *A, int lda,
                     const GemmPackedB *pb, float beta, float *C, int ldc);
 
-// Instruction-set paths of gemm(). AUTO picks the best one CPUID reports
-// (AVX-512, else AVX2 + FMA, else the reference).
-enum { GEMM_PATH_AUTO = 0, GEMM_PATH_REFERENCE = 1, GEMM_PATH_AVX2 = 2, GEMM_PATH_AVX512 = 3 };
+// Instruction-set paths of gemm(). AUTO picks the best float32 one CPUID
+// reports (AVX-512, else AVX2 + FMA, else the reference). AVX512_BF16 is an
+// option, never picked by AUTO: inputs rounded to bfloat16, products summed
+// in float32 (AVX512-BF16 vdpbf16ps), about 3 significant digits per input.
+enum { GEMM_PATH_AUTO = 0, GEMM_PATH_REFERENCE = 1, GEMM_PATH_AVX2 = 2, GEMM_PATH_AVX512 = 3,
+       GEMM_PATH_AVX512_BF16 = 4 };
 // Forces a path for all later calls (tests and benchmarks). Returns -1 and
 // changes nothing when this CPU or build cannot run it. Not thread-safe
 // against concurrent gemm() calls.

@@ -40,5 +40,6 @@ typedef struct {
 // Each returns NULL when the instruction set is not compiled in.
 const GemmPathDesc *gemm_avx512_path(void);
 const GemmPathDesc *gemm_avx2_path(void);
+const GemmPathDesc *gemm_bf16_path(void);
 
 #endif

@@ -6,6 +6,7 @@
 #include "gemm.h"
 #include "threads.h"
 #include <omp.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -146,7 +147,7 @@ static void check_inside_parallel(const char *label) {
 
 // gemm_prepacked with op(B) packed once equals gemm() bit for bit (M > 4)
 // and the reference closely, for both transpositions of each operand.
-static void check_prepacked(const char *label) {
+static void check_prepacked(const char *label, double tolerance) {
     static const int shapes[][3] = {{24, 300, 260}, {9, 2100, 33}, {130, 40, 64}, {5, 17, 3}};
     int identical = 1, close = 1;
     for (int s = 0; s < 4; s++)
@@ -165,12 +166,62 @@ static void check_prepacked(const char *label) {
             if (packed) gemm_prepacked(ta, M, 0.5f, A, lda, &pb, 0.25f, C2, N);
             gemm_reference(ta, tb, M, N, K, 0.5f, A, lda, B, ldb, 0.25f, R, N);
             identical &= packed && memcmp(C1, C2, sizeof(float) * M * N) == 0;
-            close &= packed && rel_diff(C2, R, (long)M * N, NULL) < 1e-5;
+            close &= packed && rel_diff(C2, R, (long)M * N, NULL) < tolerance;
             if (packed) gemm_packed_b_free(&pb);
             free(A); free(B); free(C1); free(C2); free(R);
         }
-    CHECK(close, "%s: prepacked B matches the reference, all transpositions, N > 2048, K > 256", label);
+    CHECK(close, "%s: prepacked B matches the reference (to %.0e), all transpositions, N > 2048, K > 256", label, tolerance);
     CHECK(identical, "%s: prepacked B gives the same bits as gemm()", label);
+}
+
+// Round to the nearest bfloat16, ties to even (what vcvtneps2bf16 does for
+// finite values).
+static float to_bf16(float x) {
+    uint32_t u;
+    memcpy(&u, &x, 4);
+    u += 0x7FFFu + ((u >> 16) & 1u);
+    u &= 0xFFFF0000u;
+    memcpy(&x, &u, 4);
+    return x;
+}
+
+// The bf16 path equals the float reference run on bf16-rounded inputs (up to
+// float summation order), differs from the unrounded product by bf16's
+// precision, and is bit-identical on 1 and 2 threads.
+static void check_bf16(void) {
+    static const int shapes[][3] = {{1, 1, 1}, {13, 33, 17}, {40, 40, 64}, {65, 31, 301}, {200, 70, 513}, {9, 2100, 33}};
+    int n_shapes = sizeof shapes / sizeof shapes[0], exact = 1, threads_same = 1;
+    double worst_rounded = 0, worst_float = 0;
+    for (int s = 0; s < n_shapes; s++)
+        for (int t = 0; t < 4; t++) {
+            int ta = t >> 1, tb = t & 1, M = shapes[s][0], N = shapes[s][1], K = shapes[s][2];
+            int lda = (ta ? M : K) + 3, ldb = (tb ? K : N) + 1;
+            long na = (long)(ta ? K : M) * lda, nb = (long)(tb ? N : K) * ldb;
+            float *A = malloc(sizeof(float) * na), *B = malloc(sizeof(float) * nb);
+            float *Ar = malloc(sizeof(float) * na), *Br = malloc(sizeof(float) * nb);
+            float *C1 = malloc(sizeof(float) * M * N), *C2 = malloc(sizeof(float) * M * N);
+            float *R = malloc(sizeof(float) * M * N), *F = malloc(sizeof(float) * M * N);
+            unsigned seed = 11u + s * 4 + t;
+            for (long i = 0; i < na; i++) { A[i] = frand(&seed); Ar[i] = to_bf16(A[i]); }
+            for (long i = 0; i < nb; i++) { B[i] = frand(&seed); Br[i] = to_bf16(B[i]); }
+            for (int i = 0; i < M * N; i++) { C1[i] = C2[i] = NAN; R[i] = F[i] = 0.0f; }
+            threads_set(1);
+            gemm(ta, tb, M, N, K, 1.0f, A, lda, B, ldb, 0.0f, C1, N);
+            threads_set(2);
+            gemm(ta, tb, M, N, K, 1.0f, A, lda, B, ldb, 0.0f, C2, N);
+            gemm_reference(ta, tb, M, N, K, 1.0f, Ar, lda, Br, ldb, 0.0f, R, N);
+            gemm_reference(ta, tb, M, N, K, 1.0f, A, lda, B, ldb, 0.0f, F, N);
+            double e_rounded = rel_diff(C1, R, (long)M * N, NULL), e_float = rel_diff(C1, F, (long)M * N, NULL);
+            if (!(e_rounded <= 1e-5)) exact = 0;
+            if (e_rounded > worst_rounded || e_rounded != e_rounded) worst_rounded = e_rounded;
+            if (e_float > worst_float || e_float != e_float) worst_float = e_float;
+            threads_same &= memcmp(C1, C2, sizeof(float) * M * N) == 0;
+            free(A); free(B); free(Ar); free(Br); free(C1); free(C2); free(R); free(F);
+        }
+    CHECK(exact, "avx512-bf16: equals the reference on bf16-rounded inputs, all transpositions, odd K, beta = 0 over NaN (worst %.1e)",
+          worst_rounded);
+    CHECK(worst_float > 1e-5 && worst_float < 1e-2, "avx512-bf16: error against float32 inputs is bf16's (worst %.1e)", worst_float);
+    CHECK(threads_same, "avx512-bf16: 1 and 2 threads give bit-identical results");
 }
 
 static void check_degenerate(void) {
@@ -201,11 +252,17 @@ int main(void) {
         }
         snprintf(label, sizeof label, "%s", gemm_path_name(paths[p]));
         check_threads_identical(label);
-        check_prepacked(label);
+        check_prepacked(label, 1e-5);
         check_inside_parallel(label);
     }
+    if (gemm_set_path(GEMM_PATH_AVX512_BF16) == 0) {
+        check_bf16();
+        check_prepacked("avx512-bf16", 1e-2);
+    } else {
+        printf("INFO path avx512-bf16 not supported on this CPU, skipped\n");
+    }
     gemm_set_path(GEMM_PATH_REFERENCE);
-    check_prepacked("reference");
+    check_prepacked("reference", 1e-5);
     gemm_set_path(GEMM_PATH_AUTO);
     CHECK(gemm_get_path() != GEMM_PATH_AUTO, "auto resolves to a concrete path (%s)", gemm_path_name(gemm_get_path()));
     check_degenerate();
