@@ -41,7 +41,7 @@ int main(void) {
 
     char *buf; size_t len;
     read_file(path, &buf, &len);
-    char bad[256];
+    char bad[sizeof path + 8];
     snprintf(bad, sizeof bad, "%s.bad", path);
     write_raw(bad, buf, len - 3);
     CHECK(load_fails_with(bad, "outside"), "truncated data: %s", attn_last_error());
