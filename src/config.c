@@ -80,7 +80,10 @@ static const ConfigKey train_keys[] = {
     {"save_every", K_LONG, TC(save_every), 0, 1e12, NULL, NULL, 1, "updates between saves of last.safetensors (0 = at each validation)"},
     {"keep_last", K_INT, TC(keep_last), 0, 100000, NULL, NULL, 1, "step-N checkpoints kept for averaging (0 = none)"},
     {"patience", K_INT, TC(patience), 0, 1e9, NULL, NULL, 1, "stop after this many validations without improvement (0 = off)"},
-    {"best_metric", K_CHOICE, TC(best_metric), 0, 0, "loss|ppl|acc|exact", NULL, 1, "validation metric that picks best.safetensors"},
+    {"best_metric", K_CHOICE, TC(best_metric), 0, 0, "loss|ppl|acc|exact|bleu|chrf|wer|per", NULL, 1, "validation metric that picks best.safetensors"},
+    {"decode_metric", K_CHOICE, TC(decode_metric), 0, 0, "none|bleu|chrf|g2p", NULL, 1, "also decode the validation set: BLEU, chrF or G2P WER/PER"},
+    {"decode_beam", K_INT, TC(decode_beam), 1, 1000, NULL, NULL, 1, "beam size of the validation decoding (1 = greedy)"},
+    {"decode_max_sentences", K_INT, TC(decode_max_sentences), 0, 1e9, NULL, NULL, 1, "decode at most this many validation sources (0 = all)"},
     {"target_metric", K_DOUBLE, TC(target_metric), 0, 1e9, NULL, NULL, 1, "stop once best_metric reaches this value (0 = off)"},
     {"threads", K_INT, TC(threads), 0, 1024, NULL, NULL, 1, "threads (0 = all cores); results are exact for a given count"},
     {"nan_action", K_CHOICE, TC(nan_action), 0, 0, "stop|skip", "diagnostics (docs/debugging.md)", 1, "a NaN/Inf loss or gradient: stop, or skip the update"},
@@ -161,6 +164,8 @@ void config_default(TrainConfig *cfg) {
     cfg->log_every = 100;
     cfg->keep_last = 5;
     strcpy(cfg->best_metric, "loss");
+    strcpy(cfg->decode_metric, "none");
+    cfg->decode_beam = 1;
     strcpy(cfg->nan_action, "stop");
     strcpy(cfg->spike_action, "warn");
     cfg->spike_zscore = 6.0;
@@ -396,6 +401,10 @@ int config_validate(const TrainConfig *cfg) {
         return attn_error("share_embeddings = 1 needs joint_vocab = 1 (one vocabulary for both sides)");
     if (cfg->joint_vocab && strcmp(cfg->src_tokenizer, cfg->tgt_tokenizer) != 0)
         return attn_error("joint_vocab = 1 needs src_tokenizer and tgt_tokenizer of the same type");
+    const char *needs = !strcmp(cfg->best_metric, "bleu") ? "bleu" : !strcmp(cfg->best_metric, "chrf") ? "chrf"
+                      : !strcmp(cfg->best_metric, "wer") || !strcmp(cfg->best_metric, "per") ? "g2p" : NULL;
+    if (needs && strcmp(cfg->decode_metric, needs) != 0)
+        return attn_error("best_metric = %s needs decode_metric = %s", cfg->best_metric, needs);
     if (cfg->schedule == SCHED_NOAM && cfg->warmup_steps == 0)
         return attn_error("schedule = noam needs warmup_steps > 0");
     if (cfg->schedule == SCHED_COSINE && cfg->decay_steps == 0 && cfg->max_steps == 0)

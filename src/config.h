@@ -69,7 +69,10 @@ typedef struct {
     long save_every;                     // steps between last.safetensors saves (0 = at validations)
     int keep_last;                       // step-N checkpoints kept (0 = none)
     int patience;                        // validations without improvement before stopping (0 = off)
-    char best_metric[CONFIG_NAME_MAX];   // loss | ppl | acc | exact
+    char best_metric[CONFIG_NAME_MAX];   // loss | ppl | acc | exact | bleu | chrf | wer | per
+    char decode_metric[CONFIG_NAME_MAX]; // none | bleu | chrf | g2p: decode the validation set at each validation
+    int decode_beam;                     // beam size of that decoding (1 = greedy)
+    int decode_max_sentences;            // decode at most this many validation sources (0 = all)
     double target_metric;                // stop when best_metric reaches this (0 = off)
     uint64_t seed;
     int threads;                         // 0 = all cores

@@ -7,6 +7,7 @@
 #include "common.h"
 #include "copytask.h"
 #include "data.h"
+#include "decode.h"
 #include "diagnostics.h"
 #include "json.h"
 #include "model.h"
@@ -31,7 +32,18 @@
 typedef struct {
     double loss, ppl, acc, exact;   // acc and exact in percent
     long tokens, sentences;
+    double bleu, chrf, wer, per;    // decoded (decode_metric), 0..100
+    long decoded;                   // sources decoded (0: no decoding this time)
 } ValidResult;
+
+// The validation set grouped by source: a source with several targets
+// (G2P alternates) is decoded once and scored against all of them.
+typedef struct {
+    int n;                          // distinct decodable sources
+    int *pair;                      // (n) a validation pair holding the source
+    int *ref_start;                 // (n+1) its targets are refs[ref_start[g] .. ref_start[g+1])
+    int *refs;                      // validation pair indices
+} SourceGroups;
 
 typedef struct {
     TrainConfig cfg;
@@ -47,6 +59,8 @@ typedef struct {
     Schedule sched;
     float *ema;                     // (n_params) or NULL
     Batch batch;
+    SourceGroups groups;            // for decode_metric
+    Translator *translator;         // made at the first decoded validation
     TrainState state;               // step, RNG, cursor, best metric, ...
     FILE *metrics;                  // RUN_DIR/metrics.jsonl
     double session_start;           // monotonic seconds when this session started training
@@ -507,10 +521,141 @@ static double metric_value(const char *name, const ValidResult *r) {
     if (!strcmp(name, "ppl")) return r->ppl;
     if (!strcmp(name, "acc")) return r->acc;
     if (!strcmp(name, "exact")) return r->exact;
+    if (!strcmp(name, "bleu")) return r->bleu;
+    if (!strcmp(name, "chrf")) return r->chrf;
+    if (!strcmp(name, "wer")) return r->wer;
+    if (!strcmp(name, "per")) return r->per;
     return r->loss;
 }
 
-static int metric_higher_is_better(const char *name) { return !strcmp(name, "acc") || !strcmp(name, "exact"); }
+static int metric_higher_is_better(const char *name) {
+    return !strcmp(name, "acc") || !strcmp(name, "exact") || !strcmp(name, "bleu") || !strcmp(name, "chrf");
+}
+
+// ----------------------------------------------------------------------------
+// Decoded validation (decode_metric): greedy or beam decoding of the
+// validation sources, scored as attn eval scores them (src/metrics.h).
+
+typedef struct { const char *src; int index; } SourceRef;
+
+static int cmp_source_refs(const void *a, const void *b) {
+    const SourceRef *x = a, *y = b;
+    int c = strcmp(x->src, y->src);
+    return c ? c : (x->index > y->index) - (x->index < y->index);
+}
+
+// Groups the validation pairs by source (sorted by source text), keeping
+// sources that fit the model (source + </s> within max_len), at most
+// decode_max_sentences of them (0 = all).
+static void group_sources(Trainer *t) {
+    const ParallelText *pt = &t->valid_text;
+    SourceGroups *g = &t->groups;
+    int n = pt->n, limit = t->cfg.decode_max_sentences;
+    SourceRef *sorted = malloc_check(sizeof(SourceRef) * (size_t)(n > 0 ? n : 1));
+    for (int i = 0; i < n; i++) sorted[i] = (SourceRef){pt->src[i], i};
+    qsort(sorted, (size_t)n, sizeof(SourceRef), cmp_source_refs);
+    int *order = malloc_check(sizeof(int) * (size_t)(n > 0 ? n : 1));
+    for (int i = 0; i < n; i++) order[i] = sorted[i].index;
+    free(sorted);
+    g->pair = malloc_check(sizeof(int) * (size_t)(n + 1));
+    g->ref_start = malloc_check(sizeof(int) * (size_t)(n + 2));
+    g->refs = malloc_check(sizeof(int) * (size_t)(n + 1));
+    g->n = 0;
+    int n_refs = 0;
+    for (int k = 0; k < n; k++) {
+        int i = order[k];
+        int fits = token_pairs_src_len(&t->valid_pairs, i) + 1 <= t->cfg.max_len;
+        int new_source = k == 0 || strcmp(pt->src[i], pt->src[order[k - 1]]) != 0;
+        if (new_source) {
+            if (limit > 0 && g->n >= limit) break;
+            if (!fits) { while (k + 1 < n && !strcmp(pt->src[order[k + 1]], pt->src[i])) k++; continue; }
+            g->pair[g->n] = i;
+            g->ref_start[g->n++] = n_refs;
+        }
+        g->refs[n_refs++] = i;
+    }
+    g->ref_start[g->n] = n_refs;
+    free(order);
+}
+
+static void free_groups(SourceGroups *g) {
+    free(g->pair);
+    free(g->ref_start);
+    free(g->refs);
+    memset(g, 0, sizeof *g);
+}
+
+static int make_translator(Trainer *t) {
+    DecodeOptions opt;
+    decode_options_default(&opt);
+    opt.beam_size = t->cfg.decode_beam;
+    opt.nbest = 1;
+    opt.batch_size = t->model.max_B < 32 ? t->model.max_B : 32;
+    if (translator_create(&t->translator, &t->model, &opt) != 0) return fail("decoded validation");
+    return 0;
+}
+
+// Scores one decoded source against its references.
+static int score_source(Trainer *t, int g, const char *hyp, BleuStats *bleu, ChrfStats *chrf, G2PStats *g2p) {
+    const SourceGroups *gr = &t->groups;
+    const char *refs[64];
+    int n_refs = 0;
+    for (int r = gr->ref_start[g]; r < gr->ref_start[g + 1] && n_refs < 64; r++) refs[n_refs++] = t->valid_text.tgt[gr->refs[r]];
+    const char *metric = t->cfg.decode_metric;
+    if (!strcmp(metric, "bleu")) {
+        BleuOptions bo;
+        bleu_options_default(&bo);
+        return bleu_add_sentence(bleu, &bo, hyp, refs, n_refs);
+    }
+    if (!strcmp(metric, "chrf")) {
+        ChrfOptions co;
+        chrf_options_default(&co);
+        return chrf_add_sentence(chrf, &co, hyp, refs, n_refs);
+    }
+    return g2p_add_word(g2p, hyp, refs, n_refs);
+}
+
+static int decode_validation(Trainer *t, ValidResult *r) {
+    const SourceGroups *g = &t->groups;
+    if (!t->translator && make_translator(t) != 0) return -1;
+    const int **src = malloc_check(sizeof(int *) * (size_t)(g->n ? g->n : 1));
+    int *len = malloc_check(sizeof(int) * (size_t)(g->n ? g->n : 1));
+    for (int k = 0; k < g->n; k++) {
+        int i = g->pair[k];
+        src[k] = t->valid_pairs.src_ids + t->valid_pairs.src_off[i];
+        len[k] = token_pairs_src_len(&t->valid_pairs, i);
+    }
+    DecodeResult *results = calloc_check((size_t)(g->n ? g->n : 1), sizeof(DecodeResult));
+    int rc = translator_run(t->translator, src, len, g->n, 0, results);
+    BleuStats bleu;
+    ChrfStats chrf;
+    G2PStats g2p = {0};
+    bleu_stats_init(&bleu);
+    chrf_stats_init(&chrf);
+    size_t cap = 64;
+    char *text = malloc_check(cap);
+    for (int k = 0; k < g->n && rc == 0; k++) {
+        const Hypothesis *h = &results[k].hyps[0];
+        size_t need = (size_t)(h->len + 1) * (size_t)tokenizer_max_piece_bytes(t->tgt_tok) + 1;
+        if (need > cap) text = realloc_check(text, cap = need);
+        if (tokenizer_decode(t->tgt_tok, h->tokens, h->len, text, cap) < 0 || score_source(t, k, text, &bleu, &chrf, &g2p) != 0)
+            rc = fail("decoded validation");
+    }
+    if (rc == 0) {
+        BleuOptions bo;
+        ChrfOptions co;
+        BleuScore bs;
+        bleu_options_default(&bo);
+        chrf_options_default(&co);
+        if (!strcmp(t->cfg.decode_metric, "bleu")) { bleu_compute(&bs, &bleu, &bo); r->bleu = bs.score; }
+        if (!strcmp(t->cfg.decode_metric, "chrf")) r->chrf = chrf_compute(&chrf, &co);
+        if (!strcmp(t->cfg.decode_metric, "g2p")) { r->wer = g2p_wer(&g2p); r->per = g2p_per(&g2p); }
+        r->decoded = g->n;
+    }
+    for (int k = 0; k < g->n; k++) decode_result_free(&results[k]);
+    free(results); free(text); free(src); free(len);
+    return rc;
+}
 
 static int metric_reached(const TrainConfig *c, double value) {
     if (c->target_metric == 0) return 0;
@@ -681,8 +826,10 @@ static void log_interval(Trainer *t, int live) {
 // Sets *stop when early stopping or the target metric says so.
 static int run_validation(Trainer *t, int *stop) {
     ValidResult r;
+    memset(&r, 0, sizeof r);
     double t0 = now_seconds();
     validate(t, &r);
+    if (strcmp(t->cfg.decode_metric, "none") != 0 && decode_validation(t, &r) != 0) return -1;
     t->last_valid_step = t->state.step;
     const char *name = t->cfg.best_metric;
     double value = metric_value(name, &r);
@@ -697,12 +844,23 @@ static int run_validation(Trainer *t, int *stop) {
     } else {
         t->state.bad_evals++;
     }
+    char decoded[160] = "", decoded_log[160] = "";
+    if (!strcmp(t->cfg.decode_metric, "bleu")) {
+        snprintf(decoded, sizeof decoded, ",\"valid_bleu\":%.4f", r.bleu);
+        snprintf(decoded_log, sizeof decoded_log, "  BLEU %.2f", r.bleu);
+    } else if (!strcmp(t->cfg.decode_metric, "chrf")) {
+        snprintf(decoded, sizeof decoded, ",\"valid_chrf\":%.4f", r.chrf);
+        snprintf(decoded_log, sizeof decoded_log, "  chrF %.2f", r.chrf);
+    } else if (!strcmp(t->cfg.decode_metric, "g2p")) {
+        snprintf(decoded, sizeof decoded, ",\"valid_wer\":%.4f,\"valid_per\":%.4f", r.wer, r.per);
+        snprintf(decoded_log, sizeof decoded_log, "  WER %.2f%%  PER %.2f%%", r.wer, r.per);
+    }
     write_record(t, "{\"type\":\"valid\",\"step\":%ld,\"epoch\":%.4f,\"valid_loss\":%.6g,\"valid_ppl\":%.6g,"
-                 "\"valid_acc\":%.4f,\"valid_exact\":%.4f,\"best\":%s,\"elapsed_s\":%.2f}", t->state.step,
-                 epoch_progress(t), r.loss, r.ppl, r.acc, r.exact, better ? "true" : "false", elapsed(t));
+                 "\"valid_acc\":%.4f,\"valid_exact\":%.4f%s,\"best\":%s,\"elapsed_s\":%.2f}", t->state.step,
+                 epoch_progress(t), r.loss, r.ppl, r.acc, r.exact, decoded, better ? "true" : "false", elapsed(t));
     observe_eval(t, r.loss);
-    say(t, "valid step %ld: loss %.4f  ppl %.3f  acc %.2f%%  exact %.2f%% (%ld sentences, %.1f s)%s", t->state.step,
-        r.loss, r.ppl, r.acc, r.exact, r.sentences, now_seconds() - t0, better ? "  * best" : "");
+    say(t, "valid step %ld: loss %.4f  ppl %.3f  acc %.2f%%  exact %.2f%%%s (%ld sentences, %.1f s)%s", t->state.step,
+        r.loss, r.ppl, r.acc, r.exact, decoded_log, r.sentences, now_seconds() - t0, better ? "  * best" : "");
     if (t->cfg.patience > 0 && t->state.bad_evals >= t->cfg.patience) {
         say(t, "early stopping: %d validations without a better %s (best %.4f at step %ld)", t->state.bad_evals, name,
             t->state.best_metric, t->state.best_step);
@@ -740,6 +898,7 @@ static int setup(Trainer *t, char *model_path, char *state_path, int *resuming) 
     if (encode_pairs(t, &t->valid_text, &t->valid_pairs) != 0) return fail("validation data");
     if (make_batchers(t) != 0) return -1;
     if (create_model(t) != 0) return -1;
+    if (strcmp(t->cfg.decode_metric, "none") != 0) group_sources(t);
     if (*resuming && resume(t, model_path, state_path) != 0) return -1;
     if (!*resuming) {
         char path[4096];
@@ -775,6 +934,8 @@ static void free_trainer(Trainer *t) {
     free(t->ema);
     free(t->config_text);
     diag_free(&t->diag);
+    translator_free(t->translator);
+    free_groups(&t->groups);
     free(t->views);
     sb_free(&t->diag_line);
 }

@@ -91,6 +91,18 @@ else
     fail "training the tiny copy task: $(cat "$dir/log")"
 fi
 
+# --- decoded validation: greedy exact match equals the teacher-forced "exact"
+if "$ATTN" train --config "$dir/tiny.conf" --out "$dir/decoded" --decode-metric g2p --best-metric wer --quiet; then
+    bad=$(grep '"type":"valid"' "$dir/decoded/metrics.jsonl" |
+        sed 's/.*"valid_exact":\([0-9.]*\),"valid_wer":\([0-9.]*\).*/\1 \2/' | awk '$1 + $2 != 100 { n++ } END { print n + 0 }')
+    n=$(grep -c '"valid_wer"' "$dir/decoded/metrics.jsonl")
+    [ "$n" -ge 2 ] && [ "$bad" = 0 ] && pass "greedy-decoded WER = 100 - teacher-forced exact at all $n validations" ||
+        fail "decoded WER and exact disagree ($bad of $n records)"
+else
+    fail "training with decode_metric g2p"
+fi
+expect_error "best metric needs decoding" "best_metric = bleu needs decode_metric = bleu" "$ATTN" train --config "$dir/tiny.conf" --best-metric bleu --out "$dir/x"
+
 # --- resuming keeps the run's config
 expect_error "resume with another model" "started with d_model = 16, now 32" "$ATTN" train --out "$dir/run" --d-model 32
 expect_error "resume with another config file" "was started with" "$ATTN" train --config "$dir/tiny.conf" --out "$dir/run" --lr 0.1
