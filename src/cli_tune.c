@@ -9,6 +9,7 @@
 #include "common.h"
 #include "config.h"
 #include "tune.h"
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
@@ -278,9 +279,29 @@ static void exec_trial(const TuneOptions *o, const Tune *t, const TuneJob *job, 
     _exit(127);
 }
 
+// A trial killed before attn train wrote its config.conf leaves a directory
+// that attn train refuses to resume (a temp file, nothing else): it never
+// started, so it is emptied and removed, and the trial starts afresh.
+static void clear_unstarted_dir(const char *dir) {
+    char path[1024 + 512];
+    snprintf(path, sizeof path, "%s/config.conf", dir);
+    if (access(path, F_OK) == 0) return;
+    DIR *d = opendir(dir);
+    if (!d) return;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
+        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+        unlink(path);
+    }
+    closedir(d);
+    rmdir(dir);
+}
+
 static int start_trial(const TuneOptions *o, const Tune *t, const TuneJob *job, Slot *slot) {
     char dir[1024];
     trial_dir(o, job->trial, dir, sizeof dir);
+    clear_unstarted_dir(dir);
     fflush(stdout);
     pid_t pid = fork();
     if (pid < 0) return attn_error("tune: cannot start a trial: %s", strerror(errno));

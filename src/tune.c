@@ -519,6 +519,10 @@ static int *sorted_trials(const Tune *t) {
     return order;
 }
 
+// A parameter with a single value is a fixed setting, not a dimension: the
+// tables leave it out.
+static int is_fixed(const SearchParam *p) { return param_grid_count(p) == 1; }
+
 static void append_objective(StrBuf *out, double x) {
     if (isnan(x)) sb_puts(out, "-"); else sb_printf(out, "%.4f", x);
 }
@@ -526,16 +530,19 @@ static void append_objective(StrBuf *out, double x) {
 void tune_results_markdown(const Tune *t, const char *metric, StrBuf *out) {
     int *order = sorted_trials(t);
     sb_printf(out, "| rank | trial | status | %s (%s) | rung | steps | seconds |", metric, t->settings.maximize ? "max" : "min");
-    for (int p = 0; p < t->space->n; p++) sb_printf(out, " %s |", t->space->params[p].keys);
+    for (int p = 0; p < t->space->n; p++)
+        if (!is_fixed(&t->space->params[p])) sb_printf(out, " %s |", t->space->params[p].keys);
     sb_puts(out, " note |\n|---:|---:|---|---:|---:|---:|---:|");
-    for (int p = 0; p < t->space->n; p++) sb_puts(out, "---|");
+    for (int p = 0; p < t->space->n; p++)
+        if (!is_fixed(&t->space->params[p])) sb_puts(out, "---|");
     sb_puts(out, "---|\n");
     for (int r = 0; r < t->n_trials; r++) {
         const Trial *tr = &t->trials[order[r]];
         sb_printf(out, "| %d | %03d | %s | ", r + 1, tr->id, status_names[tr->status]);
         append_objective(out, tr->objective);
         sb_printf(out, " | %d | %ld | %.1f |", tr->rung, tr->steps, tr->seconds);
-        for (int p = 0; p < t->space->n; p++) sb_printf(out, " %s |", tr->values[p]);
+        for (int p = 0; p < t->space->n; p++)
+            if (!is_fixed(&t->space->params[p])) sb_printf(out, " %s |", tr->values[p]);
         sb_printf(out, " %s |\n", tr->note);
     }
     free(order);
@@ -554,7 +561,8 @@ void tune_results_csv(const Tune *t, const char *metric, StrBuf *out) {
     append_csv_field(out, metric);
     sb_puts(out, ",rung,steps,seconds");
     for (int k = 0; k < t->n_rungs; k++) sb_printf(out, ",rung%d_at_%ld", k, t->rung_steps[k]);
-    for (int p = 0; p < t->space->n; p++) { sb_puts(out, ","); append_csv_field(out, t->space->params[p].keys); }
+    for (int p = 0; p < t->space->n; p++)
+        if (!is_fixed(&t->space->params[p])) { sb_puts(out, ","); append_csv_field(out, t->space->params[p].keys); }
     sb_puts(out, ",note\n");
     for (int r = 0; r < t->n_trials; r++) {
         const Trial *tr = &t->trials[order[r]];
@@ -565,7 +573,8 @@ void tune_results_csv(const Tune *t, const char *metric, StrBuf *out) {
             sb_puts(out, ",");
             if (!isnan(tr->rung_objective[k])) sb_printf(out, "%.6g", tr->rung_objective[k]);
         }
-        for (int p = 0; p < t->space->n; p++) { sb_puts(out, ","); append_csv_field(out, tr->values[p]); }
+        for (int p = 0; p < t->space->n; p++)
+            if (!is_fixed(&t->space->params[p])) { sb_puts(out, ","); append_csv_field(out, tr->values[p]); }
         sb_puts(out, ",");
         append_csv_field(out, tr->note);
         sb_puts(out, "\n");

@@ -128,6 +128,7 @@ void tune_state_json(const Tune *t, const char *signature, StrBuf *out);
 int tune_state_load(Tune *t, const char *path, const char *signature);
 // Results sorted by the objective: a markdown table and a CSV with every
 // trial's parameters, status, objective per rung, steps and seconds.
+// Parameters with a single value (fixed settings) are left out.
 void tune_results_markdown(const Tune *t, const char *metric, StrBuf *out);
 void tune_results_csv(const Tune *t, const char *metric, StrBuf *out);
 

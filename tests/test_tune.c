@@ -191,7 +191,7 @@ static void test_schedulers(void) {
 // uninterrupted search.
 static void test_resume(void) {
     SearchSpace s;
-    space_parse(&s, "lr loguniform 1e-4 1e-2\nwarmup_steps choice 0 100\n", "space.txt");
+    space_parse(&s, "lr loguniform 1e-4 1e-2\nwarmup_steps choice 0 100\nvalid_every choice 30\n", "space.txt");
     TuneSettings as = {METHOD_ASHA, 9, 100, 900, 3, 0, 5};
     Tune a, b, full;
     tune_init(&full, &as, &s);
@@ -243,7 +243,7 @@ static void test_resume(void) {
     char want[64];
     snprintf(want, sizeof want, "| 1 | %03d | done | %.4f |", best, b.trials[best].objective);
     CHECK(strstr(md.data, "| rank | trial | status | valid_loss (min) | rung | steps | seconds | lr | warmup_steps | note |") && strstr(md.data, want),
-          "markdown table: header and the best trial first (%s)", want);
+          "markdown table: header without the fixed setting, the best trial first (%s)", want);
     CHECK(!strncmp(csv.data, "rank,trial,status,valid_loss,rung,steps,seconds,rung0_at_100,rung1_at_300,rung2_at_900,lr,warmup_steps,note\n1,", 100),
           "csv header and first row");
     int rows = 0;
