@@ -6,7 +6,7 @@
 # is damaged.
 ATTN=${ATTN:-$PWD/build/attn}
 dir=$(mktemp -d)
-cleanup() { chattr -i "$dir/ro" 2>/dev/null; rm -rf "$dir"; }
+cleanup() { chattr -i "$dir/ro" 2>/dev/null; umount "$dir/full" 2>/dev/null; rm -rf "$dir"; }
 trap cleanup EXIT
 fails=0
 pass() { echo "PASS $1"; }
@@ -135,6 +135,20 @@ if chattr +i "$dir/ro" 2> /dev/null || chmod a-w "$dir/ro"; then
             fail "read-only run directory: checkpoint changed"
     fi
     chattr -i "$dir/ro" 2> /dev/null; chmod u+w "$dir/ro"
+fi
+
+# A full disk: a small tmpfs that holds the model file but not the state.
+mkdir -p "$dir/full"
+if mount -t tmpfs -o size=40k tmpfs "$dir/full" 2> /dev/null; then
+    expect_error "full run directory" "No space left on device (the previous file is intact)" \
+        "$ATTN" train --config "$dir/tiny.conf" --out "$dir/full/run" --quiet
+    if [ -e "$dir/full/run/last.safetensors" ]; then
+        "$ATTN" info --model "$dir/full/run/last.safetensors" > /dev/null && pass "the file written before the disk filled is whole" ||
+            fail "a checkpoint on the full disk is damaged"
+    fi
+    umount "$dir/full"
+else
+    echo "INFO cannot mount a small tmpfs here; the full-disk case is skipped"
 fi
 
 [ $fails -eq 0 ]
