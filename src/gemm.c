@@ -249,6 +249,7 @@ static void gemm_thread(const GemmArgs *g, const GemmPathDesc *path, float *pack
     const int m0 = tiles_m * ti / tm * mr;
     const int m1 = tiles_m * (ti + 1) / tm * mr < g->M ? tiles_m * (ti + 1) / tm * mr : g->M;
     float *packed_a = grow_buffer(&tls_a_buf, &tls_a_cap, (size_t)mc_max * GEMM_KC);
+    const int a_in_place = g->trans_a && path->a_in_place;
 
     for (int jc = 0; jc < g->N; jc += nc_max) {
         int nc = g->N - jc < nc_max ? g->N - jc : nc_max;
@@ -270,14 +271,19 @@ static void gemm_thread(const GemmArgs *g, const GemmPathDesc *path, float *pack
             }
             for (int ic = m0; ic < m1; ic += mc_max) {
                 int mc = m1 - ic < mc_max ? m1 - ic : mc_max;
-                pack_a_block(path, packed_a, g->trans_a, g->A, g->lda, ic, mc, pc, kc);
+                // A transposed has each step's MR values contiguous: full panels
+                // are read where they lie, only a last partial panel is packed
+                // (reading MR values there would run past A's columns).
+                int full = a_in_place ? mc / mr * mr : 0;
+                if (full < mc) pack_a_block(path, packed_a, g->trans_a, g->A, g->lda, ic + full, mc - full, pc, kc);
                 for (int q = q0; q < q1; q++) {
                     const float *b_panel = packed_b + (long)q * nr * kc;
                     int cols = nc - q * nr < nr ? nc - q * nr : nr;
                     float *c_col = g->C + jc + q * nr;
                     for (int ir = 0; ir < mc; ir += mr) {
                         int rows = mc - ir < mr ? mc - ir : mr;
-                        path->kernel(kc, packed_a + (long)ir * kc, b_panel,
+                        const float *a_panel = ir < full ? g->A + (long)pc * g->lda + ic + ir : packed_a + (long)(ir - full) * kc;
+                        path->kernel(kc, a_panel, ir < full ? g->lda : mr, b_panel,
                                      c_col + (long)(ic + ir) * g->ldc, g->ldc,
                                      rows, cols, g->alpha, beta);
                     }

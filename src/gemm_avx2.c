@@ -16,7 +16,7 @@
 #define TARGET_AVX2 __attribute__((target("avx2,fma")))
 
 TARGET_AVX2
-static void kernel_6x16(int kc, const float *restrict a, const float *restrict b,
+static void kernel_6x16(int kc, const float *restrict a, long a_step, const float *restrict b,
                         float *restrict c, long ldc, int m, int n, float alpha, float beta) {
     __m256 acc[MR][2];
 #pragma GCC unroll 6
@@ -33,7 +33,7 @@ static void kernel_6x16(int kc, const float *restrict a, const float *restrict b
             acc[r][0] = _mm256_fmadd_ps(ar, b0, acc[r][0]);
             acc[r][1] = _mm256_fmadd_ps(ar, b1, acc[r][1]);
         }
-        a += MR;
+        a += a_step;
         b += NR;
     }
     __m256 va = _mm256_set1_ps(alpha), vb = _mm256_set1_ps(beta);
@@ -65,7 +65,7 @@ static void kernel_6x16(int kc, const float *restrict a, const float *restrict b
     }
 }
 
-static const GemmPathDesc avx2_path = {"avx2", MR, NR, kernel_6x16, NULL, NULL, NULL, NULL};
+static const GemmPathDesc avx2_path = {"avx2", MR, NR, kernel_6x16, NULL, NULL, NULL, NULL, 1};
 const GemmPathDesc *gemm_avx2_path(void) { return &avx2_path; }
 
 #else

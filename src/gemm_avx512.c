@@ -26,7 +26,7 @@ static inline __mmask16 tail_mask(int n) {
 // the accumulators it needs. Every variant sums each element over k in the
 // same order, so which one computes a tile never changes the result.
 __attribute__((always_inline)) TARGET_AVX512
-static inline void kernel_body(const int rows, const int vecs, int kc, const float *restrict a,
+static inline void kernel_body(const int rows, const int vecs, int kc, const float *restrict a, long a_step,
                                const float *restrict b, float *restrict c, long ldc,
                                int m, int n, float alpha, float beta) {
     __m512 acc[MR][2];
@@ -44,7 +44,7 @@ static inline void kernel_body(const int rows, const int vecs, int kc, const flo
             acc[r][0] = _mm512_fmadd_ps(ar, b0, acc[r][0]);
             if (vecs > 1) acc[r][1] = _mm512_fmadd_ps(ar, b1, acc[r][1]);
         }
-        a += MR;
+        a += a_step;
         b += NR;
     }
     __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);
@@ -65,9 +65,9 @@ static inline void kernel_body(const int rows, const int vecs, int kc, const flo
 }
 
 #define DEFINE_KERNEL(name, rows, vecs) \
-    TARGET_AVX512 static void name(int kc, const float *restrict a, const float *restrict b, \
+    TARGET_AVX512 static void name(int kc, const float *restrict a, long a_step, const float *restrict b, \
                                    float *restrict c, long ldc, int m, int n, float alpha, float beta) { \
-        kernel_body(rows, vecs, kc, a, b, c, ldc, m, n, alpha, beta); \
+        kernel_body(rows, vecs, kc, a, a_step, b, c, ldc, m, n, alpha, beta); \
     }
 DEFINE_KERNEL(kernel_12x32, 12, 2)
 DEFINE_KERNEL(kernel_12x16, 12, 1)
@@ -80,17 +80,17 @@ DEFINE_KERNEL(kernel_4x16, 4, 1)
 // attention heads with T = 10..40) take the smallest variant that covers
 // them instead of multiplying zero padding.
 TARGET_AVX512
-static void kernel_avx512(int kc, const float *restrict a, const float *restrict b,
+static void kernel_avx512(int kc, const float *restrict a, long a_step, const float *restrict b,
                           float *restrict c, long ldc, int m, int n, float alpha, float beta) {
     if (m > 8) {
-        if (n > 16) kernel_12x32(kc, a, b, c, ldc, m, n, alpha, beta);
-        else kernel_12x16(kc, a, b, c, ldc, m, n, alpha, beta);
+        if (n > 16) kernel_12x32(kc, a, a_step, b, c, ldc, m, n, alpha, beta);
+        else kernel_12x16(kc, a, a_step, b, c, ldc, m, n, alpha, beta);
     } else if (m > 4) {
-        if (n > 16) kernel_8x32(kc, a, b, c, ldc, m, n, alpha, beta);
-        else kernel_8x16(kc, a, b, c, ldc, m, n, alpha, beta);
+        if (n > 16) kernel_8x32(kc, a, a_step, b, c, ldc, m, n, alpha, beta);
+        else kernel_8x16(kc, a, a_step, b, c, ldc, m, n, alpha, beta);
     } else {
-        if (n > 16) kernel_4x32(kc, a, b, c, ldc, m, n, alpha, beta);
-        else kernel_4x16(kc, a, b, c, ldc, m, n, alpha, beta);
+        if (n > 16) kernel_4x32(kc, a, a_step, b, c, ldc, m, n, alpha, beta);
+        else kernel_4x16(kc, a, a_step, b, c, ldc, m, n, alpha, beta);
     }
 }
 
@@ -370,7 +370,7 @@ static void direct_rows(int trans_a, int M, int j0, int j1, int K, float alpha,
 }
 
 static const GemmPathDesc avx512_path = {"avx512", MR, NR, kernel_avx512, pack_rows, pack_columns,
-                                           direct_dot, direct_rows};
+                                           direct_dot, direct_rows, 1};
 const GemmPathDesc *gemm_avx512_path(void) { return &avx512_path; }
 
 #else

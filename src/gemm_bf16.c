@@ -114,9 +114,10 @@ static void pack_columns_bf16(float *panel, const float *src, long ld, int n, in
 // The kernel body for `rows` x (16 * vecs), as in gemm_avx512.c, over
 // ceil(kc / 2) pairs.
 __attribute__((always_inline)) TARGET_BF16
-static inline void kernel_body_bf16(const int rows, const int vecs, int kc, const float *restrict a,
+static inline void kernel_body_bf16(const int rows, const int vecs, int kc, const float *restrict a, long a_step,
                                     const float *restrict b, float *restrict c, long ldc,
                                     int m, int n, float alpha, float beta) {
+    (void)a_step;  // always packed (pairs of bf16): a_in_place is 0
     const uint32_t *ap = (const uint32_t *)a;
     const __m512i *bp = (const __m512i *)b;
     __m512 acc[MR][2];
@@ -153,9 +154,9 @@ static inline void kernel_body_bf16(const int rows, const int vecs, int kc, cons
 }
 
 #define DEFINE_KERNEL(name, rows, vecs) \
-    TARGET_BF16 static void name(int kc, const float *restrict a, const float *restrict b, \
+    TARGET_BF16 static void name(int kc, const float *restrict a, long a_step, const float *restrict b, \
                                  float *restrict c, long ldc, int m, int n, float alpha, float beta) { \
-        kernel_body_bf16(rows, vecs, kc, a, b, c, ldc, m, n, alpha, beta); \
+        kernel_body_bf16(rows, vecs, kc, a, a_step, b, c, ldc, m, n, alpha, beta); \
     }
 DEFINE_KERNEL(kernel_bf16_12x32, 12, 2)
 DEFINE_KERNEL(kernel_bf16_12x16, 12, 1)
@@ -163,20 +164,20 @@ DEFINE_KERNEL(kernel_bf16_4x32, 4, 2)
 DEFINE_KERNEL(kernel_bf16_4x16, 4, 1)
 
 TARGET_BF16
-static void kernel_bf16(int kc, const float *restrict a, const float *restrict b,
+static void kernel_bf16(int kc, const float *restrict a, long a_step, const float *restrict b,
                         float *restrict c, long ldc, int m, int n, float alpha, float beta) {
     if (m > 4) {
-        if (n > 16) kernel_bf16_12x32(kc, a, b, c, ldc, m, n, alpha, beta);
-        else kernel_bf16_12x16(kc, a, b, c, ldc, m, n, alpha, beta);
+        if (n > 16) kernel_bf16_12x32(kc, a, a_step, b, c, ldc, m, n, alpha, beta);
+        else kernel_bf16_12x16(kc, a, a_step, b, c, ldc, m, n, alpha, beta);
     } else {
-        if (n > 16) kernel_bf16_4x32(kc, a, b, c, ldc, m, n, alpha, beta);
-        else kernel_bf16_4x16(kc, a, b, c, ldc, m, n, alpha, beta);
+        if (n > 16) kernel_bf16_4x32(kc, a, a_step, b, c, ldc, m, n, alpha, beta);
+        else kernel_bf16_4x16(kc, a, a_step, b, c, ldc, m, n, alpha, beta);
     }
 }
 
 // No direct kernels: every product, however short, goes through bf16.
 static const GemmPathDesc bf16_path = {"avx512-bf16", MR, NR, kernel_bf16, pack_rows_bf16, pack_columns_bf16,
-                                       NULL, NULL};
+                                       NULL, NULL, 0};
 const GemmPathDesc *gemm_bf16_path(void) { return &bf16_path; }
 
 #else
