@@ -701,6 +701,11 @@ int text_lines_read(TextLines *t, const char *path) {
         size_t raw_len = nl ? (size_t)(nl - line) : len - i, line_len = raw_len;
         line[line_len] = '\0';
         if (line_len > 0 && line[line_len - 1] == '\r') line[--line_len] = '\0';
+        if (memchr(line, '\0', line_len)) {
+            int line_no = t->n + 1;
+            text_lines_free(t);
+            return attn_error("%s: line %d: contains a NUL byte", name, line_no);
+        }
         long bad = utf8_first_invalid(line, line_len);
         if (bad >= 0) {
             int line_no = t->n + 1;

@@ -47,6 +47,8 @@ expect_error "bleu without --ref" "at least one --ref" sh -c "'$ATTN' bleu < '$d
 expect_error "bleu missing reference file" "$dir/nope" sh -c "'$ATTN' bleu -r '$dir/nope' < '$dir/hyp'"
 printf 'ok\nbad \377 byte\nok\n' > "$dir/bad"
 expect_error "bleu invalid UTF-8 names the line" "line 2: invalid UTF-8" sh -c "'$ATTN' bleu -r '$dir/ref1' < '$dir/bad'"
+printf 'ok\nnul \000 byte\nok\n' > "$dir/nul"
+expect_error "bleu rejects a NUL byte naming the line" "line 2: contains a NUL byte" sh -c "'$ATTN' bleu -r '$dir/ref1' < '$dir/nul'"
 expect_error "bleu bad flag value" "bad value for --smooth" sh -c "'$ATTN' bleu --smooth foo -r '$dir/ref1' < '$dir/hyp'"
 expect_error "chrf unknown flag" "unknown flag" sh -c "'$ATTN' chrf --frobnicate -r '$dir/ref1' < '$dir/hyp'"
 printf '' > "$dir/empty"
