@@ -423,7 +423,9 @@ static void print_dry_run(Tune *t) {
             continue;
         }
         printf("trial %03d:", job.trial);
-        for (int p = 0; p < t->space->n; p++) printf(" %s=%s", t->space->params[p].keys, dry->trials[job.trial].values[p]);
+        for (int p = 0; p < t->space->n; p++)  // fixed settings (one value) are the same in every trial
+            if (param_grid_count(&t->space->params[p]) > 1)
+                printf(" %s=%s", t->space->params[p].keys, dry->trials[job.trial].values[p]);
         printf(" (%ld steps)\n", job.steps);
         tune_job_done(dry, job.trial, 1, (double)job.trial, job.steps, 0, "");
     }
