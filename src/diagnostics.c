@@ -51,6 +51,7 @@ void zscore_init(ZScore *z, int window) {
 
 double zscore_push(ZScore *z, double x, int min_count) {
     double score = NAN;
+    z->mean = z->std = NAN;
     if (z->count >= min_count && z->count >= 2) {
         double sum = 0, sumsq = 0;
         for (int i = 0; i < z->count; i++) sum += z->values[i];
@@ -61,6 +62,9 @@ double zscore_push(ZScore *z, double x, int min_count) {
         // floor relative to the mean keeps the score meaningful.
         double floor = 1e-6 * fabs(mean) + 1e-12;
         score = (x - mean) / (std > floor ? std : floor);
+        z->mean = mean;
+        z->std = std;
+        z->n = z->count;
     }
     // Non-finite values never enter the window: they are reported on their own.
     if (isfinite(x)) {
@@ -242,11 +246,13 @@ static void check_spikes(Diag *d, long step, float loss, DiagResult *res) {
     char scaled[48] = "";
     if (d->cfg.spike_action == DIAG_SCALE_LR) snprintf(scaled, sizeof scaled, " to x%.3g", d->lr_multiplier);
     if (grad_spike)
-        report(res, d->cfg.spike_action, "gradient explosion at step %ld: grad norm %.4g is %.1f std above the recent mean (%s%s)",
-               step, res->grad_norm, res->grad_z, what, scaled);
+        report(res, d->cfg.spike_action,
+               "gradient norm spike at step %ld: %.4g against a mean of %.4g over the last %d steps, %.1f std above (%s%s)",
+               step, res->grad_norm, d->grad_stats.mean, d->grad_stats.n, res->grad_z, what, scaled);
     if (loss_spike)
-        report(res, d->cfg.spike_action, "loss spike at step %ld: loss %.4g is %.1f std above the recent mean (%s%s)",
-               step, loss, res->loss_z, what, scaled);
+        report(res, d->cfg.spike_action,
+               "loss spike at step %ld: %.4g against a mean of %.4g over the last %d steps, %.1f std above (%s%s)",
+               step, loss, d->loss_stats.mean, d->loss_stats.n, res->loss_z, what, scaled);
 }
 
 DiagAction diag_check_step(Diag *d, long step, float loss, DiagResult *res) {

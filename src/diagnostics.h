@@ -59,6 +59,8 @@ typedef struct {
 typedef struct {
     double values[DIAG_WINDOW_MAX];
     int window, count, next;   // capacity in use, values held, ring position
+    double mean, std;          // of the window before the last push (NaN while warming up)
+    int n;                     // values that mean and std are over
 } ZScore;
 
 typedef struct {
