@@ -52,6 +52,7 @@ static const ConfigKey train_keys[] = {
     {"src_vocab_size", K_INT, TC(src_vocab_size), 0, 1e7, NULL, NULL, 0, "source vocabulary cap (0 = no cap; bpe needs one)"},
     {"tgt_vocab_size", K_INT, TC(tgt_vocab_size), 0, 1e7, NULL, NULL, 0, "target vocabulary cap"},
     {"tokenizer_min_frequency", K_INT, TC(tokenizer_min_frequency), 1, 1e9, NULL, NULL, 0, "pieces seen fewer times are left out"},
+    {"bpe_dropout", K_DOUBLE, TC(bpe_dropout), 0, 1, NULL, NULL, 0, "BPE-dropout on the training data: each merge skipped with this probability, drawn anew each epoch"},
     {"src_tokenizer_file", K_STR, TC(src_tokenizer_file), 0, 0, NULL, NULL, 0, "load this tokenizer instead of learning one"},
     {"tgt_tokenizer_file", K_STR, TC(tgt_tokenizer_file), 0, 0, NULL, NULL, 0, "load this tokenizer instead of learning one"},
     {"batch_tokens", K_INT, TC(batch_tokens), 0, 1e8, NULL, "batching", 0, "cap on padded tokens per batch side (0 = none)"},
@@ -399,6 +400,8 @@ int config_validate(const TrainConfig *cfg) {
         return attn_error("pos_max_len (%d) is below max_len (%d)", mc->max_len, cfg->max_len);
     if (mc->share_embeddings && !cfg->joint_vocab)
         return attn_error("share_embeddings = 1 needs joint_vocab = 1 (one vocabulary for both sides)");
+    if (cfg->bpe_dropout > 0 && strcmp(cfg->src_tokenizer, "bpe") != 0 && strcmp(cfg->tgt_tokenizer, "bpe") != 0)
+        return attn_error("bpe_dropout = %g needs a bpe tokenizer on at least one side", cfg->bpe_dropout);
     if (cfg->joint_vocab && strcmp(cfg->src_tokenizer, cfg->tgt_tokenizer) != 0)
         return attn_error("joint_vocab = 1 needs src_tokenizer and tgt_tokenizer of the same type");
     const char *needs = !strcmp(cfg->best_metric, "bleu") ? "bleu" : !strcmp(cfg->best_metric, "chrf") ? "chrf"

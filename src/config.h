@@ -38,6 +38,7 @@ typedef struct {
     int joint_vocab;                     // one tokenizer learned from both sides (needs equal types)
     int src_vocab_size, tgt_vocab_size;  // caps (BPE: merge target); 0 = no cap (char/word)
     int tokenizer_min_frequency;
+    double bpe_dropout;                  // BPE-dropout rate on the training data, per epoch (0 = off)
     char src_tokenizer_file[CONFIG_PATH_MAX];  // load instead of learning ("" = learn)
     char tgt_tokenizer_file[CONFIG_PATH_MAX];
     // batching

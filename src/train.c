@@ -78,6 +78,7 @@ typedef struct {
     StrBuf diag_line;               // reused for the statistics records
     double train_loss_avg;          // moving average of the step loss (overfitting signal)
     int diag_failed;                // a detector said stop; attn_error holds why
+    int data_failed;                // encoding an epoch (BPE-dropout) failed; attn_error holds why
     // --overfit-batch: the loss at steps 1, 2, 4, 8, ... and the last one
     float overfit_curve[40];
     long overfit_steps[40];
@@ -239,13 +240,22 @@ static int make_tokenizers(Trainer *t) {
     return 0;
 }
 
-static int encode_side(const Tokenizer *tok, const char *text, int *ids, int cap, const char *what, int line) {
-    int n = tokenizer_encode(tok, text, ids, cap, 0.0f, NULL);
-    if (n < 0) return attn_error("encoding the %s of line %d: %s", what, line, attn_last_error());
+// BPE-dropout (bpe_dropout > 0) applies to BPE sides only.
+static int encode_side(const Tokenizer *tok, const char *text, int *ids, int cap, float dropout, Rng *rng,
+                       const char *what, int line) {
+    if (tokenizer_type(tok) != TOKENIZER_BPE) dropout = 0.0f;
+    int n = tokenizer_encode(tok, text, ids, cap, dropout, dropout > 0.0f ? rng : NULL);
+    if (n < 0) {
+        char msg[1024];
+        snprintf(msg, sizeof msg, "%s", attn_last_error());
+        return attn_error("encoding the %s of line %d: %s", what, line, msg);
+    }
     return n;
 }
 
-static int encode_pairs(Trainer *t, const ParallelText *pt, TokenPairs *tp) {
+// Encodes every pair of pt into tp (cleared first). With dropout > 0 the
+// merges are dropped as drawn from rng.
+static int encode_pairs_with(Trainer *t, const ParallelText *pt, TokenPairs *tp, float dropout, Rng *rng) {
     size_t longest = 1;
     for (int i = 0; i < pt->n; i++) {
         size_t a = strlen(pt->src[i]), b = strlen(pt->tgt[i]);
@@ -254,17 +264,50 @@ static int encode_pairs(Trainer *t, const ParallelText *pt, TokenPairs *tp) {
     }
     int cap = (int)longest + 1;
     int *src = malloc_check(sizeof(int) * (size_t)cap), *tgt = malloc_check(sizeof(int) * (size_t)cap);
-    token_pairs_init(tp);
+    token_pairs_clear(tp);
     int rc = 0;
     for (int i = 0; i < pt->n && rc == 0; i++) {
-        int ns = encode_side(t->src_tok, pt->src[i], src, cap, "source", pt->line[i]);
-        int nt = ns < 0 ? -1 : encode_side(t->tgt_tok, pt->tgt[i], tgt, cap, "target", pt->line[i]);
+        int ns = encode_side(t->src_tok, pt->src[i], src, cap, dropout, rng, "source", pt->line[i]);
+        int nt = ns < 0 ? -1 : encode_side(t->tgt_tok, pt->tgt[i], tgt, cap, dropout, rng, "target", pt->line[i]);
         if (ns < 0 || nt < 0) rc = -1;
         else token_pairs_add(tp, src, ns, tgt, nt);
     }
     free(src);
     free(tgt);
     return rc;
+}
+
+static int encode_pairs(Trainer *t, const ParallelText *pt, TokenPairs *tp) {
+    token_pairs_init(tp);
+    return encode_pairs_with(t, pt, tp, 0.0f, NULL);
+}
+
+// BPE-dropout: the training pairs are encoded afresh for each epoch, with
+// merges dropped as drawn from (seed, epoch), and the batcher is rebuilt on
+// them with its cursor at (epoch, position). A resumed run re-encodes the
+// same way, so it sees the very same segmentations. Lengths only grow under
+// dropout, so the batch capacity of the plain encoding (with S, T up to
+// max_len) holds every epoch's batches.
+static int encode_train_epoch(Trainer *t, BatchCursor cursor) {
+    Rng rng;
+    rng_seed(&rng, t->cfg.seed ^ 0x6270652d64726f70ULL ^ ((uint64_t)cursor.epoch * 0x9e3779b97f4a7c15ULL));
+    if (encode_pairs_with(t, &t->train_text, &t->train_pairs, (float)t->cfg.bpe_dropout, &rng) != 0)
+        return fail("BPE-dropout encoding");
+    BatchConfig bc = t->train_batches.cfg;
+    batcher_free(&t->train_batches);
+    if (batcher_create(&t->train_batches, &t->train_pairs, &bc) != 0) return fail("training batches");
+    if (batcher_seek(&t->train_batches, cursor) != 0) return fail("training batches");
+    return 0;
+}
+
+// The next training batch; with BPE-dropout a new epoch is encoded first.
+static int next_train_batch(Trainer *t) {
+    if (t->cfg.bpe_dropout > 0 && t->train_batches.cursor.position >= batcher_epoch_batches(&t->train_batches)) {
+        BatchCursor next = {t->train_batches.cursor.epoch + 1, 0};
+        if (encode_train_epoch(t, next) != 0) return -1;
+    }
+    batcher_next(&t->train_batches, &t->batch);
+    return 0;
 }
 
 static int make_batchers(Trainer *t) {
@@ -405,6 +448,7 @@ static int create_model(Trainer *t) {
     batcher_capacity(&t->train_batches, &B1, &S1, &T1);
     batcher_capacity(&t->valid_batches, &B2, &S2, &T2);
     int B = B1 > B2 ? B1 : B2, S = S1 > S2 ? S1 : S2, T = T1 > T2 ? T1 : T2;
+    if (c->bpe_dropout > 0) S = T = c->max_len;  // segmentations only get longer
     if (model_create(&t->model, &mc, B, S, T) != 0) return fail("model");
     batch_alloc(&t->batch, B, S, T);
     model_init_weights(&t->model, c->seed);
@@ -442,7 +486,7 @@ static float train_step(Trainer *t) {
     long tokens = 0;
     for (int i = 0; i < t->cfg.accum_steps; i++) {
         if (t->cfg.overfit_batch) batcher_fill(&t->train_batches, 0, &t->batch);  // one batch, again and again
-        else batcher_next(&t->train_batches, &t->batch);
+        else if (next_train_batch(t) != 0) { t->data_failed = 1; return NAN; }
         t->state.batches_drawn++;
         float loss = model_forward(m, &t->batch, (float)t->cfg.label_smoothing, 1, &t->state.rng);
         long n_i = m->n_target_tokens;
@@ -730,7 +774,8 @@ static int save_checkpoint(Trainer *t) {
 static int resume(Trainer *t, const char *model_path, const char *state_path) {
     if (checkpoint_load_weights(model_path, &t->model, NULL) != 0) return -1;
     if (checkpoint_load_state(state_path, &t->state, &t->opt, t->ema) != 0) return -1;
-    if (batcher_seek(&t->train_batches, t->state.cursor) != 0) return fail(state_path);
+    if (t->cfg.bpe_dropout > 0 ? encode_train_epoch(t, t->state.cursor) != 0
+                               : batcher_seek(&t->train_batches, t->state.cursor) != 0) return fail(state_path);
     char path[4096];
     path_in(t, "metrics.jsonl", path, sizeof path);
     if (truncate(path, t->state.metrics_bytes) != 0 && errno != ENOENT)
@@ -900,6 +945,7 @@ static int setup(Trainer *t, char *model_path, char *state_path, int *resuming) 
     if (create_model(t) != 0) return -1;
     if (strcmp(t->cfg.decode_metric, "none") != 0) group_sources(t);
     if (*resuming && resume(t, model_path, state_path) != 0) return -1;
+    if (!*resuming && t->cfg.bpe_dropout > 0 && encode_train_epoch(t, (BatchCursor){0, 0}) != 0) return -1;
     if (!*resuming) {
         char path[4096];
         if (tokenizer_save(t->src_tok, path_in(t, "src.tokenizer", path, sizeof path)) != 0 ||
@@ -949,7 +995,7 @@ static int loop(Trainer *t) {
     t->interval_start = now_seconds();
     while (!stop && !stop_signal && budget_left(t)) {
         float loss = train_step(t);
-        if (t->diag_failed) return -1;
+        if (t->diag_failed || t->data_failed) return -1;
         if (c->overfit_batch && overfit_track(t, loss)) stop = 1;
         if (!isfinite(loss) || !isfinite(t->last_grad_norm))
             return attn_error("step %ld: the loss or the gradient is not finite (loss %g, gradient norm %g); "

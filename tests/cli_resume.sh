@@ -122,6 +122,19 @@ else
     fail "could not interrupt the run at step $k"; wait $pid 2>/dev/null
 fi
 
+# --- BPE-dropout: each epoch is encoded anew from (seed, epoch); a run stopped
+# mid-epoch and resumed re-encodes that epoch identically
+bpe="--src-tokenizer bpe --tgt-tokenizer bpe --src-vocab-size 300 --tgt-vocab-size 300 --bpe-dropout 0.2 \
+     --copy-max-len 12 --max-len 16 --pos-max-len 20 --copy-train-size 600 --max-steps 100"
+if "$ATTN" train --config "$dir/tiny.conf" --out "$dir/bpe_full" $bpe --quiet &&
+   "$ATTN" train --config "$dir/tiny.conf" --out "$dir/bpe_split" $bpe --max-steps 47 --quiet &&
+   "$ATTN" train --out "$dir/bpe_split" --max-steps 100 --quiet; then
+    same_data "$dir/bpe_full/last.safetensors" "$dir/bpe_split/last.safetensors" &&
+        pass "BPE-dropout run stopped at step 47 and resumed: identical weights" || fail "BPE-dropout resume: weights differ"
+else
+    fail "BPE-dropout runs failed"
+fi
+
 # --- a finished run resumed again does nothing; a larger budget continues it
 out=$("$ATTN" train --out "$dir/full" 2>&1) && echo "$out" | grep -q "budget is already reached" &&
     pass "a finished run says its budget is reached" || fail "finished run: $out"
