@@ -38,6 +38,9 @@ check "the copy model copies a short string" "$(head -1 "$dir/greedy")" "abc"
 "$ATTN" translate --model "$model" --beam 1 --batch-size 3 < "$dir/src" > "$dir/beam1"
 check "beam 1 with another batch size gives the greedy output" "$(cat "$dir/beam1")" "$(cat "$dir/greedy")"
 
+"$ATTN" translate --model "$model" --buffer-size 8 --batch-size 2 < "$dir/src" > "$dir/buffered"
+check "a buffer sorted by length keeps outputs in input order" "$(cat "$dir/buffered")" "$(cat "$dir/greedy")"
+
 "$ATTN" translate --model "$model" --beam 4 --nbest 3 < "$dir/src" > "$dir/nbest"
 check "--nbest 3 prints three lines per input" "$(wc -l < "$dir/nbest")" $((3 * $(wc -l < "$dir/src")))
 bad_format=$(grep -cvE '^[0-9]+ \|\|\| .* \|\|\| -?[0-9]+\.[0-9]+$' "$dir/nbest")
