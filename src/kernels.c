@@ -156,11 +156,11 @@ void gelu_forward(float *out, const float *inp, long n) {
 
 // d/dx [x Phi(x)] = Phi(x) + x phi(x).
 void gelu_backward(float *dinp, const float *dout, const float *inp, long n) {
-    #pragma omp parallel for schedule(static) if (n >= PARALLEL_MIN_WORK)
+    #pragma omp parallel for simd schedule(static) if (n >= PARALLEL_MIN_WORK)
     for (long i = 0; i < n; i++) {
         float x = inp[i];
         float cdf = 0.5f * (1.0f + erff(x * (float)INV_SQRT2));
-        float pdf = (float)INV_SQRT_2PI * expf(-0.5f * x * x);
+        float pdf = (float)INV_SQRT_2PI * expf_fast(-0.5f * x * x);
         dinp[i] += dout[i] * (cdf + x * pdf);
     }
 }
@@ -168,7 +168,20 @@ void gelu_backward(float *dinp, const float *dout, const float *inp, long n) {
 // ---------------------------------------------------------------------------
 // Dropout
 
-#define DROPOUT_CHUNK 4096
+// The mask is a counter-based hash of (seed, index): value i is kept when 16
+// bits of hash(seed, i) reach p * 65536 (p is thus rounded to a multiple of
+// 1/65536). Any split of the indices over threads gives the same mask, and
+// the hash is a few 32-bit multiplies and shifts that vectorize, where a
+// sequential generator (xoshiro) cost a serial dependency per draw.
+static inline uint32_t dropout_hash(uint32_t key_lo, uint32_t key_hi, uint64_t i) {
+    // Two rounds of murmur3's finalizer over the index mixed with the key.
+    uint32_t x = (uint32_t)i * 0x9E3779B9u + key_lo;
+    x ^= (uint32_t)(i >> 32) * 0x85EBCA6Bu;
+    x ^= x >> 16; x *= 0x85EBCA6Bu; x ^= x >> 13; x *= 0xC2B2AE35u; x ^= x >> 16;
+    x += key_hi;
+    x ^= x >> 16; x *= 0x85EBCA6Bu; x ^= x >> 13; x *= 0xC2B2AE35u; x ^= x >> 16;
+    return x;
+}
 
 void dropout_forward(float *out, uint8_t *keep, const float *inp, long n, float p, Rng *rng) {
     if (p <= 0.0f || !keep) {
@@ -177,21 +190,13 @@ void dropout_forward(float *out, uint8_t *keep, const float *inp, long n, float 
     }
     uint64_t seed = rng_next(rng);
     float scale = 1.0f / (1.0f - p);
-    // A value is dropped when 16 random bits fall below p * 65536 (p is
-    // thus rounded to a multiple of 1/65536); one 64-bit draw decides four.
     uint32_t threshold = (uint32_t)lrint(p * 65536.0);
-    long n_chunks = (n + DROPOUT_CHUNK - 1) / DROPOUT_CHUNK;
-    #pragma omp parallel for schedule(static) if (n >= PARALLEL_MIN_WORK)
-    for (long chunk = 0; chunk < n_chunks; chunk++) {
-        Rng local;
-        rng_seed(&local, seed ^ ((uint64_t)chunk * 0x9E3779B97F4A7C15ull));
-        long i0 = chunk * DROPOUT_CHUNK, i1 = i0 + DROPOUT_CHUNK < n ? i0 + DROPOUT_CHUNK : n;
-        for (long i = i0; i < i1; i += 4) {
-            uint64_t bits = rng_next(&local);
-            for (long j = i; j < i + 4 && j < i1; j++, bits >>= 16) keep[j] = (bits & 0xFFFF) >= threshold;
-        }
-        #pragma omp simd
-        for (long i = i0; i < i1; i++) out[i] = keep[i] ? inp[i] * scale : 0.0f;
+    uint32_t key_lo = (uint32_t)seed, key_hi = (uint32_t)(seed >> 32);
+    #pragma omp parallel for simd schedule(static) if (n >= PARALLEL_MIN_WORK)
+    for (long i = 0; i < n; i++) {
+        uint8_t k = (dropout_hash(key_lo, key_hi, (uint64_t)i) >> 16) >= threshold;
+        keep[i] = k;
+        out[i] = k ? inp[i] * scale : 0.0f;
     }
 }
 
@@ -258,22 +263,44 @@ void masked_softmax_forward(float *probs, const float *scores, const uint8_t *ke
         float *p = probs + (long)i * Tk;
         int visible_end = causal ? i + (Tk - Tq) + 1 : Tk;  // keys [0, visible_end)
         if (visible_end > Tk) visible_end = Tk;
+        if (visible_end < 0) visible_end = 0;
+        // Two copies of each loop, with and without padding, so that both
+        // vectorize (a NULL key_pad cannot be read speculatively).
         float maxval = -INFINITY;
-        for (int j = 0; j < visible_end; j++)
-            if (!(key_pad && key_pad[j]) && s[j] > maxval) maxval = s[j];
+        if (key_pad) {
+            #pragma omp simd reduction(max:maxval)
+            for (int j = 0; j < visible_end; j++) {
+                float v = key_pad[j] ? -INFINITY : s[j];
+                maxval = v > maxval ? v : maxval;
+            }
+        } else {
+            #pragma omp simd reduction(max:maxval)
+            for (int j = 0; j < visible_end; j++) maxval = s[j] > maxval ? s[j] : maxval;
+        }
         if (maxval == -INFINITY) {  // no visible key
             for (int j = 0; j < Tk; j++) p[j] = 0.0f;
             continue;
         }
         float sum = 0.0f;
-        for (int j = 0; j < Tk; j++) {
-            int hidden = j >= visible_end || (key_pad && key_pad[j]);
-            p[j] = hidden ? 0.0f : expf(s[j] - maxval);
-            sum += p[j];
+        if (key_pad) {
+            #pragma omp simd reduction(+:sum)
+            for (int j = 0; j < visible_end; j++) {
+                float e = key_pad[j] ? 0.0f : expf_fast(s[j] - maxval);
+                p[j] = e;
+                sum += e;
+            }
+        } else {
+            #pragma omp simd reduction(+:sum)
+            for (int j = 0; j < visible_end; j++) {
+                float e = expf_fast(s[j] - maxval);
+                p[j] = e;
+                sum += e;
+            }
         }
         float inv = 1.0f / sum;
         #pragma omp simd
-        for (int j = 0; j < Tk; j++) p[j] *= inv;
+        for (int j = 0; j < visible_end; j++) p[j] *= inv;
+        for (int j = visible_end; j < Tk; j++) p[j] = 0.0f;
     }
 }
 

@@ -2,46 +2,67 @@
 #include "loss.h"
 #include <math.h>
 #include <stddef.h>
+#include "kernels.h"
 #include "model.h"
 
 // Below this many logits the loops stay on one thread.
 #define LOSS_PARALLEL_MIN_WORK 16384L
 
-double crossentropy_forward(float *losses, float *probs, const float *logits, const int *targets,
-                            int N, int V, float smoothing, long *n_valid, long *n_correct) {
+// One row z (V) with a non-pad target t: returns the row loss, sets *lse_out
+// to log sum exp z and *argmax to the first maximum. p (V), unless NULL,
+// gets softmax(z). The exponentials are expf_fast in vectorized loops.
+static float row_loss(float *p, double *lse_out, int *argmax_out, const float *z, int t, int V,
+                      float smoothing) {
+    float maxval = z[0];
+    #pragma omp simd reduction(max:maxval)
+    for (int c = 0; c < V; c++) maxval = z[c] > maxval ? z[c] : maxval;
+    int argmax = 0;
+    while (argmax < V - 1 && z[argmax] != maxval) argmax++;   // the first maximum (bounded: NaN logits)
+    // Stable log-sum-exp; sums in double (V is up to tens of thousands).
+    double sum_exp = 0.0, sum_z = 0.0;
+    if (p) {
+        #pragma omp simd reduction(+:sum_exp)
+        for (int c = 0; c < V; c++) {
+            float e = expf_fast(z[c] - maxval);
+            p[c] = e;
+            sum_exp += e;
+        }
+    } else {
+        #pragma omp simd reduction(+:sum_exp)
+        for (int c = 0; c < V; c++) sum_exp += expf_fast(z[c] - maxval);
+    }
+    #pragma omp simd reduction(+:sum_z)
+    for (int c = 0; c < V; c++) sum_z += z[c];
+    double lse = maxval + log(sum_exp);
+    if (p) {
+        float inv = (float)(1.0 / sum_exp);
+        #pragma omp simd
+        for (int c = 0; c < V; c++) p[c] *= inv;
+    }
+    double nll = lse - z[t];
+    double smooth = lse - sum_z / V;   // (1/V) sum_c -log p[c]
+    *lse_out = lse;
+    *argmax_out = argmax;
+    return (float)((1.0 - smoothing) * nll + smoothing * smooth);
+}
+
+// The shared forward: probs (N, V) or lse (N) or neither.
+static double forward_rows(float *losses, float *probs, float *lse, const float *logits, const int *targets,
+                           int N, int V, float smoothing, long *n_valid, long *n_correct) {
     long valid = 0, correct = 0;
     #pragma omp parallel for schedule(static) reduction(+:valid, correct) if ((long)N * V >= LOSS_PARALLEL_MIN_WORK)
     for (int n = 0; n < N; n++) {
         int t = targets[n];
-        if (t == PAD_ID) { losses[n] = 0.0f; continue; }
-        const float *z = logits + (long)n * V;
-        float maxval = z[0];
-        #pragma omp simd reduction(max:maxval)
-        for (int c = 0; c < V; c++) maxval = z[c] > maxval ? z[c] : maxval;
-        int argmax = 0;
-        while (argmax < V - 1 && z[argmax] != maxval) argmax++;   // the first maximum (bounded: NaN logits)
-        // Stable log-sum-exp; the exponentials go to probs when kept, and
-        // are summed in a separate (vectorized) pass.
-        double sum_exp = 0.0, sum_z = 0.0;
-        if (probs) {
-            float *p = probs + (long)n * V;
-            for (int c = 0; c < V; c++) p[c] = expf(z[c] - maxval);
-            #pragma omp simd reduction(+:sum_exp)
-            for (int c = 0; c < V; c++) sum_exp += p[c];
-        } else {
-            for (int c = 0; c < V; c++) sum_exp += expf(z[c] - maxval);
+        if (t == PAD_ID) {
+            losses[n] = 0.0f;
+            if (lse) lse[n] = 0.0f;
+            continue;
         }
-        #pragma omp simd reduction(+:sum_z)
-        for (int c = 0; c < V; c++) sum_z += z[c];
-        double lse = maxval + log(sum_exp);
-        if (probs) {
-            float *p = probs + (long)n * V, inv = (float)(1.0 / sum_exp);
-            #pragma omp simd
-            for (int c = 0; c < V; c++) p[c] *= inv;
-        }
-        double nll = lse - z[t];
-        double smooth = lse - sum_z / V;   // (1/V) sum_c -log p[c]
-        losses[n] = (float)((1.0 - smoothing) * nll + smoothing * smooth);
+        double row_lse;
+        int argmax;
+        losses[n] = row_loss(probs ? probs + (long)n * V : NULL, &row_lse, &argmax, logits + (long)n * V, t, V,
+                             smoothing);
+        if (lse) lse[n] = (float)row_lse;
         valid++;
         correct += argmax == t;
     }
@@ -50,6 +71,16 @@ double crossentropy_forward(float *losses, float *probs, const float *logits, co
     if (n_valid) *n_valid = valid;
     if (n_correct) *n_correct = correct;
     return total;
+}
+
+double crossentropy_forward(float *losses, float *probs, const float *logits, const int *targets,
+                            int N, int V, float smoothing, long *n_valid, long *n_correct) {
+    return forward_rows(losses, probs, NULL, logits, targets, N, V, smoothing, n_valid, n_correct);
+}
+
+double crossentropy_forward_lse(float *losses, float *lse, const float *logits, const int *targets,
+                                int N, int V, float smoothing, long *n_valid, long *n_correct) {
+    return forward_rows(losses, NULL, lse, logits, targets, N, V, smoothing, n_valid, n_correct);
 }
 
 void crossentropy_backward(float *dlogits, const float *probs, const int *targets,
@@ -68,5 +99,24 @@ void crossentropy_backward(float *dlogits, const float *probs, const int *target
         #pragma omp simd
         for (int c = 0; c < V; c++) dz[c] = scale * (p[c] - uniform);
         dz[t] -= scale * (1.0f - smoothing);
+    }
+}
+
+void crossentropy_backward_inplace(float *logits, const float *lse, const int *targets,
+                                   int N, int V, float smoothing, float scale) {
+    float uniform = smoothing / V;
+    #pragma omp parallel for schedule(static) if ((long)N * V >= LOSS_PARALLEL_MIN_WORK)
+    for (int n = 0; n < N; n++) {
+        float *z = logits + (long)n * V;
+        int t = targets[n];
+        if (t == PAD_ID) {
+            #pragma omp simd
+            for (int c = 0; c < V; c++) z[c] = 0.0f;
+            continue;
+        }
+        float row_lse = lse[n];
+        #pragma omp simd
+        for (int c = 0; c < V; c++) z[c] = scale * (expf_fast(z[c] - row_lse) - uniform);
+        z[t] -= scale * (1.0f - smoothing);
     }
 }

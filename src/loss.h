@@ -26,4 +26,15 @@ double crossentropy_forward(float *losses, float *probs, const float *logits, co
 void crossentropy_backward(float *dlogits, const float *probs, const int *targets,
                            int N, int V, float smoothing, float scale);
 
+// The low-memory pair the model uses: the forward keeps only the log-sum-exp
+// of each row, lse (N) (0 on pad rows), instead of the (N, V) softmax, and
+// the backward turns the logits into their gradient in place,
+//     logits[n, :] <- scale * (exp(z - lse[n]) - q)   (0 on pad rows),
+// so a training step needs one (N, V) buffer instead of two. The loss and
+// counts are those of crossentropy_forward, bit for bit.
+double crossentropy_forward_lse(float *losses, float *lse, const float *logits, const int *targets,
+                                int N, int V, float smoothing, long *n_valid, long *n_correct);
+void crossentropy_backward_inplace(float *logits, const float *lse, const int *targets,
+                                   int N, int V, float smoothing, float scale);
+
 #endif

@@ -235,6 +235,7 @@ static void layout_activations(Activations *acts, float **logits, Arena *ar, con
                                long B, long S, long T, long Vt) {
     long C = c->d_model, F = c->d_ff, NH = c->n_heads, Tm = S > T ? S : T;
     float pr = c->dropout_residual, pa = c->dropout_attn, pf = c->dropout_ffn;
+    int relu = c->activation == ACT_RELU;   // ReLU runs in place: ff1 is act (model.h)
     acts->src_pad = arena_take(ar, B * S);
     acts->tgt_pad = arena_take(ar, B * T);
     acts->src_x = take_f(ar, B * S * C);
@@ -247,7 +248,7 @@ static void layout_activations(Activations *acts, float **logits, Arena *ar, con
         L->res1 = take_f(ar, B * S * C);
         layout_layer_norm(ar, &L->ln2, &L->ln2_mean, &L->ln2_rstd, B * S, C);
         L->ff1 = take_f(ar, B * S * F);
-        L->act = take_f(ar, B * S * F);
+        L->act = relu ? L->ff1 : take_f(ar, B * S * F);
         L->act_keep = take_mask(ar, B * S * F, pf);
         L->ff2 = take_f(ar, B * S * C);
         L->ff2_keep = take_mask(ar, B * S * C, pr);
@@ -268,7 +269,7 @@ static void layout_activations(Activations *acts, float **logits, Arena *ar, con
         L->res2 = take_f(ar, B * T * C);
         layout_layer_norm(ar, &L->ln3, &L->ln3_mean, &L->ln3_rstd, B * T, C);
         L->ff1 = take_f(ar, B * T * F);
-        L->act = take_f(ar, B * T * F);
+        L->act = relu ? L->ff1 : take_f(ar, B * T * F);
         L->act_keep = take_mask(ar, B * T * F, pf);
         L->ff2 = take_f(ar, B * T * C);
         L->ff2_keep = take_mask(ar, B * T * C, pr);
@@ -277,8 +278,9 @@ static void layout_activations(Activations *acts, float **logits, Arena *ar, con
     layout_layer_norm(ar, &acts->dec_out, &acts->dec_out_mean, &acts->dec_out_rstd, B * T, C);
     *logits = take_f(ar, B * T * Vt);
     acts->token_loss = take_f(ar, B * T);
-    acts->dlogits = take_f(ar, B * T * Vt);
-    acts->probs = acts->dlogits;   // softmax after forward, its gradient after backward
+    acts->lse = take_f(ar, B * T);
+    acts->dlogits = *logits;   // the loss backward works in place over the logits
+    acts->probs = *logits;
     acts->dstream = take_f(ar, B * Tm * C);
     acts->dtmp1 = take_f(ar, B * Tm * C);
     acts->dtmp2 = take_f(ar, B * Tm * C);
@@ -601,8 +603,8 @@ float model_forward(Model *m, const Batch *b, float smoothing, int train, Rng *r
     m->n_target_tokens = 0;
     m->n_correct = 0;
     if (!b->tgt_out) return 0.0f;
-    double total = crossentropy_forward(a->token_loss, a->probs, m->logits, b->tgt_out, B * T, Vt, smoothing,
-                                        &m->n_target_tokens, &m->n_correct);
+    double total = crossentropy_forward_lse(a->token_loss, a->lse, m->logits, b->tgt_out, B * T, Vt, smoothing,
+                                            &m->n_target_tokens, &m->n_correct);
     m->loss = m->n_target_tokens ? (float)(total / m->n_target_tokens) : 0.0f;
     return m->loss;
 }
@@ -727,8 +729,8 @@ void model_backward(Model *m, const Batch *b) {
     long nT = (long)B * T * C, nS = (long)B * S * C;
     float *g = a->dstream;
     // logits -> generator -> decoder.norm
-    crossentropy_backward(a->dlogits, a->probs, b->tgt_out, B * T, Vt, m->smoothing,
-                          1.0f / (float)m->n_target_tokens);
+    crossentropy_backward_inplace(a->dlogits, a->lse, b->tgt_out, B * T, Vt, m->smoothing,
+                                  1.0f / (float)m->n_target_tokens);
     zero_floats(a->dtmp1, nT);
     linear_backward(a->dtmp1, m->grads.gen_w, m->grads.gen_b, a->dlogits, a->dec_out, m->params.gen_w, B * T, C, Vt);
     zero_floats(g, nT);

@@ -98,13 +98,18 @@ typedef struct {
 //   ln2 = norm2(res1); res2 = res1 + drop(ff(ln2))   -> output res2
 // with ff(h) = linear2(drop(act(linear1(h)))). Dropout masks (*_keep) are
 // NULL when that dropout rate is 0 in the config; dropouts run in place.
+// With ReLU, ff1 and act are one buffer (ReLU and dropout run in place over
+// linear1's output): act > 0 exactly where linear1's output is > 0 and the
+// unit was kept, which is all the backward needs (a dropped unit gets no
+// gradient), and it saves a (B, S, F) tensor per layer.
 typedef struct {
     float *ln1, *ln1_mean, *ln1_rstd;   // (B, S, C), (B, S), (B, S)
     MhaActs self;                       // self.out (B, S, C): after residual dropout
     uint8_t *self_keep;                 // (B, S, C) residual dropout of self.out
     float *res1;                        // (B, S, C)
     float *ln2, *ln2_mean, *ln2_rstd;   // (B, S, C), (B, S), (B, S)
-    float *ff1;                         // (B, S, F) linear1 output
+    float *ff1;                         // (B, S, F) linear1 output; with ReLU the same
+                                        // buffer as act (see below)
     float *act;                         // (B, S, F) activation, after FFN dropout
     uint8_t *act_keep;                  // (B, S, F)
     float *ff2;                         // (B, S, C) linear2 output, after residual dropout
@@ -130,7 +135,7 @@ typedef struct {
     uint8_t *cross_keep;                // (B, T, C)
     float *res2;                        // (B, T, C)
     float *ln3, *ln3_mean, *ln3_rstd;
-    float *ff1, *act;                   // (B, T, F)
+    float *ff1, *act;                   // (B, T, F); one buffer with ReLU (see the encoder)
     uint8_t *act_keep;                  // (B, T, F)
     float *ff2;                         // (B, T, C)
     uint8_t *ff2_keep;                  // (B, T, C)
@@ -154,10 +159,12 @@ typedef struct Activations {
     DecoderLayerActs *dec;              // [n_dec_layers]
     float *dec_out, *dec_out_mean, *dec_out_rstd; // (B, T, C) transformer.decoder.norm output
     float *token_loss;                  // (B, T) per-target loss (0 at pad); no smoothing -> NLL
-    float *probs;                       // (B, T, Vt) softmax of the logits at non-pad targets
-                                        // (forward with targets); same memory as dlogits
+    float *lse;                         // (B, T) log-sum-exp of each row of logits (0 at pad),
+                                        // kept by a forward with targets for the backward
+    float *probs;                       // (B, T, Vt) the same memory as m->logits: the softmax is
+                                        // not stored, backward recomputes it from lse
     // backward scratch
-    float *dlogits;                     // (B, T, Vt) overwrites probs
+    float *dlogits;                     // (B, T, Vt) the logits' gradient, written over m->logits
     float *dstream;                     // (B, max(S, T), C) gradient of the residual stream
     float *dtmp1, *dtmp2;               // (B, max(S, T), C)
     float *dff1, *dact;                 // (B, max(S, T), F)
@@ -214,7 +221,8 @@ float model_forward(Model *m, const Batch *b, float smoothing, int train, Rng *r
 // Backward of the last forward: accumulates into m->grads (call
 // model_zero_grad first). Gradient of the mean loss; does nothing when the
 // last forward had no targets (or no non-pad target) or was rejected.
-// Overwrites acts->probs with the logits' gradient.
+// Overwrites m->logits with the logits' gradient (acts->dlogits is that
+// buffer): read the logits before calling it.
 void model_backward(Model *m, const Batch *b);
 void model_zero_grad(Model *m);
 

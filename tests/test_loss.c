@@ -129,10 +129,48 @@ static void test_backward(void) {
     free(z); free(dz); free(probs);
 }
 
+// The low-memory pair: the same loss bit for bit, and in place the gradient
+// of the kept-softmax backward to float rounding (the exponentials are
+// recomputed from the kept log-sum-exp).
+static void test_inplace_pair(void) {
+    int N = 6, V = 301;
+    float e = 0.1f;
+    float *z = random_floats((long)N * V, 4), *probs = malloc_check((size_t)N * V * sizeof(float));
+    float *dz = malloc_check((size_t)N * V * sizeof(float)), losses[6], losses2[6], lse[6];
+    int t[6] = {4, 0, 300, 1, 9, 0};
+    long nv1, nv2, nc1, nc2;
+    double l1 = crossentropy_forward(losses, probs, z, t, N, V, e, &nv1, &nc1);
+    double l2 = crossentropy_forward_lse(losses2, lse, z, t, N, V, e, &nv2, &nc2);
+    CHECK(l1 == l2 && nv1 == nv2 && nc1 == nc2 && !memcmp(losses, losses2, sizeof losses),
+          "forward keeping lse gives the same loss and counts as keeping probs");
+    double lse_err = 0;
+    for (int n = 0; n < N; n++) {
+        if (t[n] == PAD_ID) { lse_err = fmax(lse_err, fabs(lse[n])); continue; }
+        double mx = z[n * V], s = 0;
+        for (int c = 0; c < V; c++) if (z[n * V + c] > mx) mx = z[n * V + c];
+        for (int c = 0; c < V; c++) s += exp(z[n * V + c] - mx);
+        lse_err = fmax(lse_err, fabs(lse[n] - (mx + log(s))));
+    }
+    CHECK(lse_err < 1e-5, "lse = log sum exp of each row, 0 on pad rows (max abs %.1e)", lse_err);
+    crossentropy_backward(dz, probs, t, N, V, e, 1.0f / nv1);
+    crossentropy_backward_inplace(z, lse, t, N, V, e, 1.0f / nv1);
+    double err = 0, scale = 0;
+    int pad_zero = 1;
+    for (long i = 0; i < (long)N * V; i++) {
+        err = fmax(err, fabs(z[i] - dz[i]));
+        scale = fmax(scale, fabs(dz[i]));
+        if (t[i / V] == PAD_ID) pad_zero &= z[i] == 0.0f;
+    }
+    CHECK(err / scale < 1e-5, "in-place backward over the logits = backward from probs (max rel %.1e)", err / scale);
+    CHECK(pad_zero, "in-place backward zeroes pad rows");
+    free(z); free(probs); free(dz);
+}
+
 int main(void) {
     rng_seed(&rng, 99);
     test_pinned_to_torch();
     test_reference_sizes();
     test_backward();
+    test_inplace_pair();
     TEST_EXIT();
 }
