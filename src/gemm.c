@@ -219,8 +219,10 @@ static float *grow_buffer(float **buf, size_t *cap, size_t n) {
 
 // ---------------------------------------------------------------------------
 // The loop nest, run by each of nt threads (tid) of a team, or by one thread.
-// The team is a tm x tn grid over C: thread (tid / tn, tid % tn) owns a range
-// of MR-row tiles and, in every NC block, a range of NR-column panels.
+// Work is handed out in units (a block of rows x a group of column panels of
+// C) from a shared counter, so a thread that the OS preempts (a machine
+// shared with other work) holds up at most one unit instead of half the
+// product. Which thread computes a unit never changes its result.
 
 typedef struct {
     int trans_a, trans_b, M, N, K;
@@ -240,37 +242,62 @@ static long prepacked_offset(int K, int nr, int jc, int nc, int pc) {
 
 static int ceil_div(int a, int b) { return (a + b - 1) / b; }
 
-static void gemm_thread(const GemmArgs *g, const GemmPathDesc *path, float *packed_b,
-                        int tid, int nt, int tm, int tn) {
+// Hands out work items 0..count-1 of one phase. Every thread calls it until
+// it returns -1; each thread's last, failing call also counts, so after a
+// barrier all threads agree on where the next phase starts (*base).
+static int next_item(int *counter, int base, int count) {
+    int item = __atomic_fetch_add(counter, 1, __ATOMIC_RELAXED) - base;
+    return item < count ? item : -1;
+}
+
+// The units of C for a team of nt: rows in blocks of at most MC (smaller
+// when M is short, so that there are about 4 units per thread), and when
+// even that leaves too few units, column panels in groups.
+static void plan_units(int M, int panels, int mr, int nt, int *block_rows, int *row_blocks, int *group_panels) {
+    int tiles_m = ceil_div(M, mr);
+    int want = 4 * nt;
+    int tiles_per_block = GEMM_MC / mr;
+    if (nt > 1 && ceil_div(tiles_m, tiles_per_block) < want) tiles_per_block = ceil_div(tiles_m, want);
+    if (tiles_per_block < 1) tiles_per_block = 1;
+    *block_rows = tiles_per_block * mr;
+    *row_blocks = ceil_div(M, *block_rows);
+    int groups = nt > 1 && *row_blocks < want ? ceil_div(want, *row_blocks) : 1;
+    if (groups > panels) groups = panels;
+    *group_panels = ceil_div(panels, groups);
+}
+
+static void gemm_thread(const GemmArgs *g, const GemmPathDesc *path, float *packed_b, int *counter, int nt) {
     const int mr = path->mr, nr = path->nr;
-    const int mc_max = GEMM_MC / mr * mr, nc_max = GEMM_NC / nr * nr;
-    const int tiles_m = ceil_div(g->M, mr);
-    const int ti = tid / tn, tj = tid % tn;
-    const int m0 = tiles_m * ti / tm * mr;
-    const int m1 = tiles_m * (ti + 1) / tm * mr < g->M ? tiles_m * (ti + 1) / tm * mr : g->M;
-    float *packed_a = grow_buffer(&tls_a_buf, &tls_a_cap, (size_t)mc_max * GEMM_KC);
+    const int nc_max = GEMM_NC / nr * nr;
+    float *packed_a = grow_buffer(&tls_a_buf, &tls_a_cap, (size_t)GEMM_MC / mr * mr * GEMM_KC);
     const int a_in_place = g->trans_a && path->a_in_place;
+    int base = 0, item;
 
     for (int jc = 0; jc < g->N; jc += nc_max) {
         int nc = g->N - jc < nc_max ? g->N - jc : nc_max;
         int panels = ceil_div(nc, nr);
-        int q0 = panels * tj / tn, q1 = panels * (tj + 1) / tn;  // panels this thread multiplies
+        int block_rows, row_blocks, group_panels;
+        plan_units(g->M, panels, mr, nt, &block_rows, &row_blocks, &group_panels);
+        int units = row_blocks * ceil_div(panels, group_panels);
         for (int pc = 0; pc < g->K; pc += GEMM_KC) {
             int kc = g->K - pc < GEMM_KC ? g->K - pc : GEMM_KC;
             float beta = pc == 0 ? g->beta : 1.0f;  // later blocks add to the first
-            int shared_pack = !g->prepacked_b && nt > 1;
             if (g->prepacked_b) {
                 packed_b = (float *)g->prepacked_b + prepacked_offset(g->K, nr, jc, nc, pc);
             } else {
-                // All threads pack the shared B block together, each a range of panels.
-                for (int q = panels * tid / nt; q < panels * (tid + 1) / nt; q++)
-                    pack_b_panel(path, packed_b, g->trans_b, g->B, g->ldb, jc, nc, q, pc, kc);
-            }
-            if (shared_pack) {
+                // All threads pack the shared B block together, panel by panel.
+                while ((item = next_item(counter, base, panels)) >= 0)
+                    pack_b_panel(path, packed_b, g->trans_b, g->B, g->ldb, jc, nc, item, pc, kc);
+                base += panels + nt;
+                if (nt > 1) {
 #pragma omp barrier
+                }
             }
-            for (int ic = m0; ic < m1; ic += mc_max) {
-                int mc = m1 - ic < mc_max ? m1 - ic : mc_max;
+            while ((item = next_item(counter, base, units)) >= 0) {
+                int ic = item % row_blocks * block_rows;
+                int mc = g->M - ic < block_rows ? g->M - ic : block_rows;
+                int q0 = item / row_blocks * group_panels;
+                int q1 = q0 + group_panels < panels ? q0 + group_panels : panels;
                 // A transposed has each step's MR values contiguous: full panels
                 // are read where they lie, only a last partial panel is packed
                 // (reading MR values there would run past A's columns).
@@ -289,24 +316,13 @@ static void gemm_thread(const GemmArgs *g, const GemmPathDesc *path, float *pack
                     }
                 }
             }
-            // Nobody may repack B while another thread still reads it.
-            if (shared_pack) {
+            base += units + nt;
+            // Nobody may repack B (or count the next phase) while another
+            // thread is still in this one.
+            if (nt > 1) {
 #pragma omp barrier
             }
         }
-    }
-}
-
-// Splits nt threads into a tm x tn grid that balances the MR x NR tiles;
-// on a tie, more row groups (the A blocks stay private, B is packed once).
-static void choose_grid(int M, int N, int mr, int nr, int nt, int *tm, int *tn) {
-    int tiles_m = ceil_div(M, mr), tiles_n = ceil_div(N < GEMM_NC ? N : GEMM_NC, nr);
-    long best = -1;
-    for (int rows = nt; rows >= 1; rows--) {
-        if (nt % rows) continue;
-        int cols = nt / rows;
-        long work = (long)ceil_div(tiles_m, rows) * ceil_div(tiles_n, cols);
-        if (best < 0 || work < best) { best = work; *tm = rows; *tn = cols; }
     }
 }
 
@@ -378,28 +394,22 @@ void gemm(int trans_a, int trans_b, int M, int N, int K, float alpha,
 
 // The packed loop nest on nt threads (B packed here unless g->prepacked_b).
 static void gemm_packed_driver(const GemmArgs *g, const GemmPathDesc *path, int nt) {
-    int M = g->M, N = g->N;
+    int N = g->N;
     float *packed_b = NULL;
     if (!g->prepacked_b) {
         int nc = (N < GEMM_NC ? N : GEMM_NC / path->nr * path->nr);
         size_t b_floats = (size_t)ceil_div(nc, path->nr) * path->nr * GEMM_KC;
         packed_b = grow_buffer(&tls_b_buf, &tls_b_cap, b_floats);
     }
+    int counter = 0;
     if (nt == 1) {
-        gemm_thread(g, path, packed_b, 0, 1, 1, 1);
+        gemm_thread(g, path, packed_b, &counter, 1);
         return;
     }
-    int tm = 1, tn = 1;
-    choose_grid(M, N, path->mr, path->nr, nt, &tm, &tn);
-#pragma omp parallel num_threads(nt)
-    {
-        // The team may be smaller than asked (OMP_THREAD_LIMIT, nesting);
-        // then re-split the grid for the team that actually runs.
-        int team = omp_get_num_threads();
-        int rows = tm, cols = tn;
-        if (team != nt) choose_grid(M, N, path->mr, path->nr, team, &rows, &cols);
-        gemm_thread(g, path, packed_b, omp_get_thread_num(), team, rows, cols);
-    }
+    // The team may be smaller than asked (OMP_THREAD_LIMIT, nesting): the
+    // units are counted for the team that actually runs.
+#pragma omp parallel num_threads(nt) shared(counter)
+    gemm_thread(g, path, packed_b, &counter, omp_get_num_threads());
 }
 
 // ---------------------------------------------------------------------------
