@@ -24,6 +24,12 @@ raw="$out/results.jsonl"
 : > "$raw"
 
 [ -x build/attn ] || { echo "bench: build/attn is missing; run make first" >&2; exit 1; }
+# Timings mean little while other work competes for the cores: say so.
+load_start=$(cut -d' ' -f1 /proc/loadavg 2>/dev/null || echo 0)
+cores=$(nproc 2>/dev/null || echo 1)
+if awk -v l="$load_start" -v c="$cores" 'BEGIN { exit !(l > c / 2) }'; then
+    echo "bench: warning: load average $load_start on $cores cores; other processes will skew the timings" >&2
+fi
 ${CC:-cc} -O2 -std=c11 -fopenmp -D_GNU_SOURCE -Isrc -o "$out/gemm_bench" bench/gemm_bench.c build/libattn.a -lm -ldl
 
 echo "bench: measuring the FMA peak" >&2
@@ -46,5 +52,7 @@ for p in $PRESETS; do
     fi
 done
 
+load_end=$(cut -d' ' -f1 /proc/loadavg 2>/dev/null || echo 0)
+echo "{\"impl\": \"load\", \"start\": $load_start, \"end\": $load_end, \"cores\": $cores, \"omp_wait_policy\": \"$OMP_WAIT_POLICY\"}" >> "$raw"
 "$PYTHON" bench/table.py "$raw" "$THREADS" > bench/results.md
 cat bench/results.md

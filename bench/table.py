@@ -34,12 +34,19 @@ def main():
     rows = [json.loads(line) for line in open(sys.argv[1]) if line.strip()]
     threads = sys.argv[2]
     peak = next((r["gflops"] for r in rows if r["impl"] == "peak"), None)
+    load = next((r for r in rows if r["impl"] == "load"), None)
     by = {(r["impl"], r.get("preset")): r for r in rows}
     out = []
     out.append(f"# attn vs PyTorch: training and decoding speed\n")
     out.append(f"Measured by `make bench` on {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, "
                f"{cpu_name()}, {threads} threads, float32. FMA peak (measured): {fmt(peak, 1)} GFLOP/s. "
-               "Columns: docs/speed.md.\n")
+               "Columns: docs/speed.md.")
+    if load:
+        out.append(f"Load average {load['start']} at the start, {load['end']} at the end, on {load['cores']} cores "
+                   f"(OMP_WAIT_POLICY={load['omp_wait_policy']}); with more than about half a core busy elsewhere "
+                   "the timings, the peak included, are skewed.\n")
+    else:
+        out.append("")
     out.append("## Training (target tokens/s, full step: forward, loss, backward, Adam)\n")
     out.append("| config | attn tok/s | PyTorch tok/s | ratio | attn GFLOP/s | % of peak | PyTorch GFLOP/s | % of peak | attn RSS MB | PyTorch RSS MB |")
     out.append("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
