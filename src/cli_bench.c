@@ -279,6 +279,10 @@ static int parse_bench_flags(int argc, char **argv, BenchOptions *o) {
         if (!strcmp(f, "--help") || !strcmp(f, "-h")) { bench_usage(stdout); return 1; }
         if (!strcmp(f, "--no-decode")) { o->decode = 0; continue; }
         if (!strcmp(f, "--no-train")) { o->train = 0; continue; }
+        static const char *const valued[] = {"--preset", "--threads", "--steps", "--warmup", "--beam", "--gemm"};
+        int known = 0;
+        for (size_t k = 0; k < sizeof valued / sizeof valued[0]; k++) known |= !strcmp(f, valued[k]);
+        if (!known) return attn_error("bench: unknown flag '%s' (try attn bench --help)", f);
         if (flag_value(argc, argv, &i, &v) != 0) return -1;
         if (!strcmp(f, "--preset")) {
             for (size_t k = 0; k < sizeof presets / sizeof presets[0]; k++)
@@ -302,8 +306,6 @@ static int parse_bench_flags(int argc, char **argv, BenchOptions *o) {
                      : !strcmp(v, "reference") ? GEMM_PATH_REFERENCE : -1;
             if (path < 0) return attn_error("bad value for --gemm: '%s' (use auto, avx512, avx2, bf16 or reference)", v);
             o->gemm_path = path;
-        } else {
-            return attn_error("bench: unknown flag '%s' (try attn bench --help)", f);
         }
     }
     if (!o->preset) return attn_error("bench: --preset is required (tiny, small or base)");
