@@ -18,7 +18,7 @@ static const char *eval_usage =
     "segment with several references) and prints a table and one JSON line with:\n"
     "  bleu, chrf      corpus BLEU and chrF2 as sacreBLEU computes them by default\n"
     "  wer, per        word error rate (segments whose output matches no reference) and\n"
-    "                  token error rate (edit distance to the closest reference), in %%\n"
+    "                  token error rate (edit distance to the closest reference), in %\n"
     "  exact           exact-match accuracy (100 - wer)\n"
     "  loss            teacher-forced NLL per target token, perplexity, token accuracy\n"
     "  --model FILE          model file (.safetensors written by attn train)\n"
