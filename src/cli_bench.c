@@ -185,6 +185,7 @@ static int bench_greedy(Model *m, const BenchPreset *p, double *seconds) {
     for (int b = 0; b < B; b++) tokens[b] = BOS_ID;
     for (int pos = 0; rc == 0 && pos < DECODE_STEPS; pos++) {
         if (decode_step(m, &st, tokens, pos) != 0) { rc = -1; break; }
+        #pragma omp parallel for schedule(static)
         for (int b = 0; b < B; b++) tokens[b] = argmax(st.logits + (long)b * V, V);
     }
     *seconds = now_seconds() - t0;
@@ -214,7 +215,9 @@ static int bench_beam(Model *m, const BenchPreset *p, int K, double *seconds) {
     for (int i = 0; i < N; i++) { tokens[i] = BOS_ID; score[i] = i % K == 0 ? 0.0 : -1e30; }
     for (int pos = 0; rc == 0 && pos < DECODE_STEPS; pos++) {
         if (decode_step(m, &st, tokens, pos) != 0) { rc = -1; break; }
+        #pragma omp parallel for schedule(static)
         for (int i = 0; i < N; i++) log_softmax(st.logits + (long)i * V, V);
+        #pragma omp parallel for schedule(static)
         for (int b = 0; b < B; b++) {
             // The K best (parent, token) pairs of the sentence, by insertion.
             double best[16];
