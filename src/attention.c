@@ -6,8 +6,12 @@
 #include "gemm.h"
 #include "kernels.h"
 
-// Below this many multiply-adds per loop the (batch, head) loop runs on one
-// thread: waking the team would cost more than the work.
+// Below this many multiply-adds per call the (batch, head) loop runs on one
+// thread: waking the team would cost more than the work. Inside the loop
+// gemm runs serially in the calling thread; each output float is summed in a
+// fixed order by one thread, so results do not depend on the thread count.
+// (A hand-written per-head tile without gemm was tried: slower at T = 10-40,
+// head size 32-64, than gemm's packed kernels.)
 #define ATTN_PARALLEL_MIN_WORK 32768L
 
 // ---------------------------------------------------------------------------
@@ -20,28 +24,38 @@ void attention_forward(float *out, float *probs, float *probs_drop, uint8_t *dro
     float scale = 1.0f / sqrtf((float)HS);
     long att_size = (long)Tq * Tk;
     long work = (long)B * NH * att_size * HS;
-    // Scores and softmax: one (batch, head) per iteration, all disjoint.
+    int dropped = drop_keep && p_drop > 0.0f;
+    // One seed per call, as dropout_forward draws it: value (bh, i, j) of the
+    // mask is the one dropout_forward would give over the (B, NH, Tq, Tk) array.
+    uint64_t seed = dropped ? rng_next(rng) : 0;
+    uint32_t key_lo = (uint32_t)seed, key_hi = (uint32_t)(seed >> 32);
+    uint32_t threshold = dropped ? dropout_threshold(p_drop) : 0;
+    float drop_scale = dropped ? 1.0f / (1.0f - p_drop) : 1.0f;
+    // One (batch, head) tile per iteration, all disjoint: scores, mask,
+    // softmax, dropout and the weighted sum of values while the tile is in
+    // cache, in one parallel region.
     #pragma omp parallel for schedule(static) if (work >= ATTN_PARALLEL_MIN_WORK)
     for (int bh = 0; bh < B * NH; bh++) {
         int b = bh / NH, h = bh % NH;
         const float *qh = q + (long)b * Tq * d->ldq + h * HS;
         const float *kh = k + (long)b * d->kv_rows * d->ldkv + h * HS;
-        float *p = probs + bh * att_size;
+        const float *vh = v + (long)b * d->kv_rows * d->ldkv + h * HS;
+        float *p = probs + bh * att_size, *p_used = p;
         gemm(0, 1, Tq, Tk, HS, scale, qh, d->ldq, kh, d->ldkv, 0.0f, p, Tk);
         masked_softmax_forward(p, p, key_pad ? key_pad + (long)b * d->kv_rows : NULL, Tq, Tk, d->causal);
-    }
-    const float *p_used = probs;
-    if (drop_keep && p_drop > 0.0f) {
-        dropout_forward(probs_drop, drop_keep, probs, B * NH * att_size, p_drop, rng);
-        p_used = probs_drop;
-    }
-    // Weighted sum of values, written into the head's columns of out.
-    #pragma omp parallel for schedule(static) if (work >= ATTN_PARALLEL_MIN_WORK)
-    for (int bh = 0; bh < B * NH; bh++) {
-        int b = bh / NH, h = bh % NH;
-        const float *vh = v + (long)b * d->kv_rows * d->ldkv + h * HS;
-        float *oh = out + (long)b * Tq * C + h * HS;
-        gemm(0, 0, Tq, HS, Tk, 1.0f, p_used + bh * att_size, Tk, vh, d->ldkv, 0.0f, oh, C);
+        if (dropped) {
+            float *pd = probs_drop + bh * att_size;
+            uint8_t *keep = drop_keep + bh * att_size;
+            #pragma omp simd
+            for (long j = 0; j < att_size; j++) {
+                int kj = dropout_keep(key_lo, key_hi, (uint64_t)(bh * att_size + j), threshold);
+                keep[j] = (uint8_t)kj;
+                pd[j] = kj ? p[j] * drop_scale : 0.0f;
+            }
+            p_used = pd;
+        }
+        // Weighted sum of values, written into the head's columns of out.
+        gemm(0, 0, Tq, HS, Tk, 1.0f, p_used, Tk, vh, d->ldkv, 0.0f, out + (long)b * Tq * C + h * HS, C);
     }
 }
 
@@ -54,38 +68,36 @@ void attention_backward(float *dq, float *dk, float *dv, float *dprobs,
     long att_size = (long)Tq * Tk;
     long work = (long)B * NH * att_size * HS;
     int dropped = drop_keep && p_drop > 0.0f;
-    const float *p_used = dropped ? probs_drop : probs;
-    // dprobs = dout V^T, dV += P_used^T dout.
-    #pragma omp parallel for schedule(static) if (work >= ATTN_PARALLEL_MIN_WORK)
-    for (int bh = 0; bh < B * NH; bh++) {
-        int b = bh / NH, h = bh % NH;
-        long kv_off = (long)b * d->kv_rows * d->ldkv + h * HS;
-        const float *doh = dout + (long)b * Tq * C + h * HS;
-        gemm(0, 1, Tq, Tk, HS, 1.0f, doh, C, v + kv_off, d->ldkv, 0.0f, dprobs + bh * att_size, Tk);
-        gemm(1, 0, Tk, HS, Tq, 1.0f, p_used + bh * att_size, Tk, doh, C, 1.0f, dv + kv_off, d->ldkv);
-    }
-    if (dropped) dropout_backward(dprobs, drop_keep, B * NH * att_size, p_drop);
-    // Softmax backward in place, row by row: dS = P * (dP - <P, dP>). Hidden
-    // keys have P = 0 and get no gradient.
-    #pragma omp parallel for schedule(static) if (work >= ATTN_PARALLEL_MIN_WORK)
-    for (int bh = 0; bh < B * NH; bh++) {
-        for (int i = 0; i < Tq; i++) {
-            const float *p = probs + bh * att_size + (long)i * Tk;
-            float *g = dprobs + bh * att_size + (long)i * Tk;
-            float dot = 0.0f;
-            #pragma omp simd reduction(+:dot)
-            for (int j = 0; j < Tk; j++) dot += p[j] * g[j];
-            #pragma omp simd
-            for (int j = 0; j < Tk; j++) g[j] = p[j] * (g[j] - dot);
-        }
-    }
-    // dQ += scale dS K, dK += scale dS^T Q.
+    float drop_scale = dropped ? 1.0f / (1.0f - p_drop) : 1.0f;
+    // One (batch, head) tile per iteration, as in the forward.
     #pragma omp parallel for schedule(static) if (work >= ATTN_PARALLEL_MIN_WORK)
     for (int bh = 0; bh < B * NH; bh++) {
         int b = bh / NH, h = bh % NH;
         long q_off = (long)b * Tq * d->ldq + h * HS;
         long kv_off = (long)b * d->kv_rows * d->ldkv + h * HS;
-        const float *ds = dprobs + bh * att_size;
+        const float *doh = dout + (long)b * Tq * C + h * HS;
+        const float *p = probs + bh * att_size, *p_used = dropped ? probs_drop + bh * att_size : p;
+        float *ds = dprobs + bh * att_size;
+        // dP_used = dout V^T, dV += P_used^T dout.
+        gemm(0, 1, Tq, Tk, HS, 1.0f, doh, C, v + kv_off, d->ldkv, 0.0f, ds, Tk);
+        gemm(1, 0, Tk, HS, Tq, 1.0f, p_used, Tk, doh, C, 1.0f, dv + kv_off, d->ldkv);
+        if (dropped) {
+            const uint8_t *keep = drop_keep + bh * att_size;
+            #pragma omp simd
+            for (long j = 0; j < att_size; j++) ds[j] = keep[j] ? ds[j] * drop_scale : 0.0f;
+        }
+        // Softmax backward in place, row by row: dS = P * (dP - <P, dP>).
+        // Hidden keys have P = 0 and get no gradient.
+        for (int i = 0; i < Tq; i++) {
+            const float *pi = p + (long)i * Tk;
+            float *g = ds + (long)i * Tk;
+            float dot = 0.0f;
+            #pragma omp simd reduction(+:dot)
+            for (int j = 0; j < Tk; j++) dot += pi[j] * g[j];
+            #pragma omp simd
+            for (int j = 0; j < Tk; j++) g[j] = pi[j] * (g[j] - dot);
+        }
+        // dQ += scale dS K, dK += scale dS^T Q.
         gemm(0, 0, Tq, HS, Tk, scale, ds, Tk, k + kv_off, d->ldkv, 1.0f, dq + q_off, d->ldq);
         gemm(1, 0, Tk, HS, Tq, scale, ds, Tk, q + q_off, d->ldq, 1.0f, dk + kv_off, d->ldkv);
     }

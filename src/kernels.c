@@ -168,21 +168,6 @@ void gelu_backward(float *dinp, const float *dout, const float *inp, long n) {
 // ---------------------------------------------------------------------------
 // Dropout
 
-// The mask is a counter-based hash of (seed, index): value i is kept when 16
-// bits of hash(seed, i) reach p * 65536 (p is thus rounded to a multiple of
-// 1/65536). Any split of the indices over threads gives the same mask, and
-// the hash is a few 32-bit multiplies and shifts that vectorize, where a
-// sequential generator (xoshiro) cost a serial dependency per draw.
-static inline uint32_t dropout_hash(uint32_t key_lo, uint32_t key_hi, uint64_t i) {
-    // Two rounds of murmur3's finalizer over the index mixed with the key.
-    uint32_t x = (uint32_t)i * 0x9E3779B9u + key_lo;
-    x ^= (uint32_t)(i >> 32) * 0x85EBCA6Bu;
-    x ^= x >> 16; x *= 0x85EBCA6Bu; x ^= x >> 13; x *= 0xC2B2AE35u; x ^= x >> 16;
-    x += key_hi;
-    x ^= x >> 16; x *= 0x85EBCA6Bu; x ^= x >> 13; x *= 0xC2B2AE35u; x ^= x >> 16;
-    return x;
-}
-
 void dropout_forward(float *out, uint8_t *keep, const float *inp, long n, float p, Rng *rng) {
     if (p <= 0.0f || !keep) {
         if (out != inp) memcpy(out, inp, (size_t)n * sizeof(float));
@@ -190,11 +175,11 @@ void dropout_forward(float *out, uint8_t *keep, const float *inp, long n, float 
     }
     uint64_t seed = rng_next(rng);
     float scale = 1.0f / (1.0f - p);
-    uint32_t threshold = (uint32_t)lrint(p * 65536.0);
+    uint32_t threshold = dropout_threshold(p);
     uint32_t key_lo = (uint32_t)seed, key_hi = (uint32_t)(seed >> 32);
     #pragma omp parallel for simd schedule(static) if (n >= PARALLEL_MIN_WORK)
     for (long i = 0; i < n; i++) {
-        uint8_t k = (dropout_hash(key_lo, key_hi, (uint64_t)i) >> 16) >= threshold;
+        uint8_t k = dropout_keep(key_lo, key_hi, (uint64_t)i, threshold);
         keep[i] = k;
         out[i] = k ? inp[i] * scale : 0.0f;
     }
@@ -256,52 +241,51 @@ void embedding_backward(float *dtable, const float *dout, const int *tokens, int
 // ---------------------------------------------------------------------------
 // Softmax
 
+void softmax_row_masked(float *p, const float *s, const uint8_t *key_pad, int visible_end, int Tk) {
+    // Two copies of each loop, with and without padding, so that both
+    // vectorize (a NULL key_pad cannot be read speculatively).
+    float maxval = -INFINITY;
+    if (key_pad) {
+        #pragma omp simd reduction(max:maxval)
+        for (int j = 0; j < visible_end; j++) {
+            float v = key_pad[j] ? -INFINITY : s[j];
+            maxval = v > maxval ? v : maxval;
+        }
+    } else {
+        #pragma omp simd reduction(max:maxval)
+        for (int j = 0; j < visible_end; j++) maxval = s[j] > maxval ? s[j] : maxval;
+    }
+    if (maxval == -INFINITY) {  // no visible key
+        for (int j = 0; j < Tk; j++) p[j] = 0.0f;
+        return;
+    }
+    float sum = 0.0f;
+    if (key_pad) {
+        #pragma omp simd reduction(+:sum)
+        for (int j = 0; j < visible_end; j++) {
+            float e = key_pad[j] ? 0.0f : expf_fast(s[j] - maxval);
+            p[j] = e;
+            sum += e;
+        }
+    } else {
+        #pragma omp simd reduction(+:sum)
+        for (int j = 0; j < visible_end; j++) {
+            float e = expf_fast(s[j] - maxval);
+            p[j] = e;
+            sum += e;
+        }
+    }
+    float inv = 1.0f / sum;
+    #pragma omp simd
+    for (int j = 0; j < visible_end; j++) p[j] *= inv;
+    for (int j = visible_end > 0 ? visible_end : 0; j < Tk; j++) p[j] = 0.0f;
+}
+
 void masked_softmax_forward(float *probs, const float *scores, const uint8_t *key_pad,
                             int Tq, int Tk, int causal) {
-    for (int i = 0; i < Tq; i++) {
-        const float *s = scores + (long)i * Tk;
-        float *p = probs + (long)i * Tk;
-        int visible_end = causal ? i + (Tk - Tq) + 1 : Tk;  // keys [0, visible_end)
-        if (visible_end > Tk) visible_end = Tk;
-        if (visible_end < 0) visible_end = 0;
-        // Two copies of each loop, with and without padding, so that both
-        // vectorize (a NULL key_pad cannot be read speculatively).
-        float maxval = -INFINITY;
-        if (key_pad) {
-            #pragma omp simd reduction(max:maxval)
-            for (int j = 0; j < visible_end; j++) {
-                float v = key_pad[j] ? -INFINITY : s[j];
-                maxval = v > maxval ? v : maxval;
-            }
-        } else {
-            #pragma omp simd reduction(max:maxval)
-            for (int j = 0; j < visible_end; j++) maxval = s[j] > maxval ? s[j] : maxval;
-        }
-        if (maxval == -INFINITY) {  // no visible key
-            for (int j = 0; j < Tk; j++) p[j] = 0.0f;
-            continue;
-        }
-        float sum = 0.0f;
-        if (key_pad) {
-            #pragma omp simd reduction(+:sum)
-            for (int j = 0; j < visible_end; j++) {
-                float e = key_pad[j] ? 0.0f : expf_fast(s[j] - maxval);
-                p[j] = e;
-                sum += e;
-            }
-        } else {
-            #pragma omp simd reduction(+:sum)
-            for (int j = 0; j < visible_end; j++) {
-                float e = expf_fast(s[j] - maxval);
-                p[j] = e;
-                sum += e;
-            }
-        }
-        float inv = 1.0f / sum;
-        #pragma omp simd
-        for (int j = 0; j < visible_end; j++) p[j] *= inv;
-        for (int j = visible_end; j < Tk; j++) p[j] = 0.0f;
-    }
+    for (int i = 0; i < Tq; i++)
+        softmax_row_masked(probs + (long)i * Tk, scores + (long)i * Tk, key_pad,
+                           softmax_visible_end(i, Tq, Tk, causal), Tk);
 }
 
 void softmax_backward(float *dinp, const float *dprobs, const float *probs, int N, int L) {

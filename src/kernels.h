@@ -87,6 +87,22 @@ void gelu_backward(float *dinp, const float *dout, const float *inp, long n);
 // 1/65536), so the mask does not depend on the thread count.
 // With p <= 0 or keep == NULL it is the identity (copies when out != inp).
 void dropout_forward(float *out, uint8_t *keep, const float *inp, long n, float p, Rng *rng);
+
+// The mask's parts, for kernels that fuse dropout into their own loops (the
+// attention) and must draw the same mask dropout_forward would: value i of a
+// call with seed s is kept iff dropout_keep(s, s >> 32, i, dropout_threshold(p)).
+// Two rounds of murmur3's finalizer over the index mixed with the seed: a
+// few 32-bit multiplies that vectorize, where a sequential generator
+// (xoshiro) has a serial dependency per draw.
+static inline uint32_t dropout_threshold(float p) { return (uint32_t)(p * 65536.0f + 0.5f); }
+static inline int dropout_keep(uint32_t key_lo, uint32_t key_hi, uint64_t i, uint32_t threshold) {
+    uint32_t x = (uint32_t)i * 0x9E3779B9u + key_lo;
+    x ^= (uint32_t)(i >> 32) * 0x85EBCA6Bu;
+    x ^= x >> 16; x *= 0x85EBCA6Bu; x ^= x >> 13; x *= 0xC2B2AE35u; x ^= x >> 16;
+    x += key_hi;
+    x ^= x >> 16; x *= 0x85EBCA6Bu; x ^= x >> 13; x *= 0xC2B2AE35u; x ^= x >> 16;
+    return (x >> 16) >= threshold;
+}
 // In place: d (n) holds the gradient of the output and becomes that of the
 // input: d *= keep / (1 - p). No-op with p <= 0 or keep == NULL.
 void dropout_backward(float *d, const uint8_t *keep, long n, float p);
@@ -121,6 +137,15 @@ void embedding_backward(float *dtable, const float *dout, const int *tokens, int
 // them inside its parallel loop over (batch, head).
 void masked_softmax_forward(float *probs, const float *scores, const uint8_t *key_pad,
                             int Tq, int Tk, int causal);
+// The keys [0, visible_end) query i of a (Tq, Tk) attention may see before
+// padding: Tk, or with `causal` i + (Tk - Tq) + 1 clipped to [0, Tk].
+static inline int softmax_visible_end(int i, int Tq, int Tk, int causal) {
+    int end = causal ? i + (Tk - Tq) + 1 : Tk;
+    return end > Tk ? Tk : end < 0 ? 0 : end;
+}
+// One row of masked_softmax_forward: p (Tk) = softmax of s over the keys
+// [0, visible_end) not marked in key_pad (Tk, or NULL), 0 elsewhere.
+void softmax_row_masked(float *p, const float *s, const uint8_t *key_pad, int visible_end, int Tk);
 // Softmax backward over rows (N, L): dinp += probs * (dprobs - sum(probs * dprobs)).
 // Hidden entries have probability 0 and so get no gradient.
 void softmax_backward(float *dinp, const float *dprobs, const float *probs, int N, int L);

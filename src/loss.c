@@ -8,9 +8,48 @@
 // Below this many logits the loops stay on one thread.
 #define LOSS_PARALLEL_MIN_WORK 16384L
 
+// Sums run in float vector lanes over chunks of SUM_CHUNK values and add the
+// chunks in double: gcc does not vectorize a double reduction over float
+// data, and a whole-row float sum would lose digits for large vocabularies.
+#define SUM_CHUNK 512
+
+// sum_c e^(z[c] - shift), writing the exponentials to p (V) unless NULL.
+static double sum_exp_shifted(float *p, const float *z, int V, float shift) {
+    double total = 0.0;
+    for (int c0 = 0; c0 < V; c0 += SUM_CHUNK) {
+        int c1 = c0 + SUM_CHUNK < V ? c0 + SUM_CHUNK : V;
+        float s = 0.0f;
+        if (p) {
+            #pragma omp simd reduction(+:s)
+            for (int c = c0; c < c1; c++) {
+                float e = expf_fast(z[c] - shift);
+                p[c] = e;
+                s += e;
+            }
+        } else {
+            #pragma omp simd reduction(+:s)
+            for (int c = c0; c < c1; c++) s += expf_fast(z[c] - shift);
+        }
+        total += s;
+    }
+    return total;
+}
+
+static double sum_floats(const float *z, int V) {
+    double total = 0.0;
+    for (int c0 = 0; c0 < V; c0 += SUM_CHUNK) {
+        int c1 = c0 + SUM_CHUNK < V ? c0 + SUM_CHUNK : V;
+        float s = 0.0f;
+        #pragma omp simd reduction(+:s)
+        for (int c = c0; c < c1; c++) s += z[c];
+        total += s;
+    }
+    return total;
+}
+
 // One row z (V) with a non-pad target t: returns the row loss, sets *lse_out
 // to log sum exp z and *argmax to the first maximum. p (V), unless NULL,
-// gets softmax(z). The exponentials are expf_fast in vectorized loops.
+// gets softmax(z).
 static float row_loss(float *p, double *lse_out, int *argmax_out, const float *z, int t, int V,
                       float smoothing) {
     float maxval = z[0];
@@ -18,21 +57,8 @@ static float row_loss(float *p, double *lse_out, int *argmax_out, const float *z
     for (int c = 0; c < V; c++) maxval = z[c] > maxval ? z[c] : maxval;
     int argmax = 0;
     while (argmax < V - 1 && z[argmax] != maxval) argmax++;   // the first maximum (bounded: NaN logits)
-    // Stable log-sum-exp; sums in double (V is up to tens of thousands).
-    double sum_exp = 0.0, sum_z = 0.0;
-    if (p) {
-        #pragma omp simd reduction(+:sum_exp)
-        for (int c = 0; c < V; c++) {
-            float e = expf_fast(z[c] - maxval);
-            p[c] = e;
-            sum_exp += e;
-        }
-    } else {
-        #pragma omp simd reduction(+:sum_exp)
-        for (int c = 0; c < V; c++) sum_exp += expf_fast(z[c] - maxval);
-    }
-    #pragma omp simd reduction(+:sum_z)
-    for (int c = 0; c < V; c++) sum_z += z[c];
+    double sum_exp = sum_exp_shifted(p, z, V, maxval);         // stable log-sum-exp
+    double sum_z = sum_floats(z, V);
     double lse = maxval + log(sum_exp);
     if (p) {
         float inv = (float)(1.0 / sum_exp);
