@@ -44,6 +44,10 @@
 // attention, tiny batches): dot products for A B^T, row updates for op(A) B.
 // With more rows packing pays for itself: on A B^T with 64 rows the dot
 // products ran at 90 GFLOP/s against 220 for the packed kernel.
+// Which A is read in place rather than packed (tuning switch).
+#ifndef A_IN_PLACE_ENABLED
+#define A_IN_PLACE_ENABLED(trans_a) 1
+#endif
 #ifndef GEMM_DIRECT_MAX_M
 #define GEMM_DIRECT_MAX_M 4
 #endif
@@ -270,7 +274,7 @@ static void gemm_thread(const GemmArgs *g, const GemmPathDesc *path, float *pack
     const int mr = path->mr, nr = path->nr;
     const int nc_max = GEMM_NC / nr * nr;
     float *packed_a = grow_buffer(&tls_a_buf, &tls_a_cap, (size_t)GEMM_MC / mr * mr * GEMM_KC);
-    const int a_in_place = g->trans_a && path->a_in_place;
+    const int a_in_place = path->a_in_place && A_IN_PLACE_ENABLED(g->trans_a);
     int base = 0, item;
 
     for (int jc = 0; jc < g->N; jc += nc_max) {
@@ -298,9 +302,8 @@ static void gemm_thread(const GemmArgs *g, const GemmPathDesc *path, float *pack
                 int mc = g->M - ic < block_rows ? g->M - ic : block_rows;
                 int q0 = item / row_blocks * group_panels;
                 int q1 = q0 + group_panels < panels ? q0 + group_panels : panels;
-                // A transposed has each step's MR values contiguous: full panels
-                // are read where they lie, only a last partial panel is packed
-                // (reading MR values there would run past A's columns).
+                // Full panels of A are read where they lie; only a last partial
+                // panel is packed (reading MR rows there would run past A).
                 int full = a_in_place ? mc / mr * mr : 0;
                 if (full < mc) pack_a_block(path, packed_a, g->trans_a, g->A, g->lda, ic + full, mc - full, pc, kc);
                 for (int q = q0; q < q1; q++) {
@@ -309,8 +312,14 @@ static void gemm_thread(const GemmArgs *g, const GemmPathDesc *path, float *pack
                     float *c_col = g->C + jc + q * nr;
                     for (int ir = 0; ir < mc; ir += mr) {
                         int rows = mc - ir < mr ? mc - ir : mr;
-                        const float *a_panel = ir < full ? g->A + (long)pc * g->lda + ic + ir : packed_a + (long)(ir - full) * kc;
-                        path->kernel(kc, a_panel, ir < full ? g->lda : mr, b_panel,
+                        const float *a_panel = packed_a + (long)(ir - full) * kc;
+                        long a_step = mr, a_rstride = 1;
+                        if (ir < full) {
+                            a_panel = g->trans_a ? g->A + (long)pc * g->lda + ic + ir : g->A + (long)(ic + ir) * g->lda + pc;
+                            a_step = g->trans_a ? g->lda : 1;
+                            a_rstride = g->trans_a ? 1 : g->lda;
+                        }
+                        path->kernel(kc, a_panel, a_step, a_rstride, b_panel,
                                      c_col + (long)(ic + ir) * g->ldc, g->ldc,
                                      rows, cols, g->alpha, beta);
                     }

@@ -7,13 +7,14 @@
 // A micro-kernel computes one register tile of C from packed panels:
 //     acc (mr, nr) = a (kc, mr)^T-panel  x  b (kc, nr)-panel,  summed over k in order
 //     C[0:m, 0:n] = alpha * acc + beta * C[0:m, 0:n]
-// a is an A micro-panel: the mr values of step k at a + k * a_step (a_step =
-// mr when packed; lda when read in place from a transposed A); b a packed B
+// a is an A micro-panel: row r's value of step k at a[r * a_rstride + k *
+// a_step] (packed: a_rstride 1, a_step mr; read in place from A: a_rstride
+// 1, a_step lda when A is transposed, a_rstride lda, a_step 1 when not); b a packed B
 // micro-panel (kc rows of nr floats, 64-byte aligned). m <= mr and n <= nr
 // say how much of the tile is inside C; the panels are zero-padded beyond.
 // beta == 0 stores without reading C.
-typedef void (*GemmKernel)(int kc, const float *a, long a_step, const float *b, float *c, long ldc,
-                           int m, int n, float alpha, float beta);
+typedef void (*GemmKernel)(int kc, const float *a, long a_step, long a_rstride, const float *b,
+                           float *c, long ldc, int m, int n, float alpha, float beta);
 
 // Packers fill a panel of width w (mr for A, nr for B): panel[k * w + r] for
 // k < kc, r < w, lanes r >= n zero. "rows": source vector r is contiguous
@@ -36,7 +37,7 @@ typedef struct {
     GemmKernel kernel;
     GemmPack pack_rows, pack_columns;   // NULL: gemm.c's portable packers
     GemmDirect direct_dot, direct_rows; // NULL: always pack
-    int a_in_place;      // full panels of a transposed A are read in place (a_step = lda)
+    int a_in_place;      // full panels of A are read in place (a_step, a_rstride), not packed
 } GemmPathDesc;
 
 // Each returns NULL when the instruction set is not compiled in.
