@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -244,11 +245,38 @@ static int save_reports(const Tune *t, const TuneOptions *o, const TrainConfig *
 // ----------------------------------------------------------------------------
 // trial processes
 
+// A trial killed before attn train wrote its config.conf leaves a directory
+// that attn train refuses to resume (a temp file, nothing else): it never
+// started, so it is emptied and removed, and the trial starts afresh.
+static void clear_unstarted_dir(const char *dir) {
+    char path[1024 + 512];
+    snprintf(path, sizeof path, "%s/config.conf", dir);
+    if (access(path, F_OK) == 0) return;
+    DIR *d = opendir(dir);
+    if (!d) return;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
+        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+        unlink(path);
+    }
+    closedir(d);
+    rmdir(dir);
+}
+
 // The child: output to OUT/trial_NNN.log, dies with the tuner, execs attn train.
+// It holds OUT/trial_NNN.lock (flock, inherited by attn train) for its whole
+// life: after a crash of the tuner, the orphaned trial gets SIGTERM and saves
+// a checkpoint; the restarted trial waits on the lock until it has exited, so
+// two processes never work in one run directory.
 static void exec_trial(const TuneOptions *o, const Tune *t, const TuneJob *job, const char *dir) {
-    char log_path[1100], steps[32], threads[32], minutes[32];
+    char log_path[1100], lock_path[1100], steps[32], threads[32], minutes[32];
     snprintf(log_path, sizeof log_path, "%s.log", dir);
+    snprintf(lock_path, sizeof lock_path, "%s.lock", dir);
     prctl(PR_SET_PDEATHSIG, SIGTERM);
+    int lock = open(lock_path, O_RDWR | O_CREAT, 0666);
+    if (lock >= 0) while (flock(lock, LOCK_EX) != 0 && errno == EINTR) {}
+    clear_unstarted_dir(dir);
     int fd = open(log_path, O_WRONLY | O_CREAT | O_APPEND, 0666);
     if (fd >= 0) { dup2(fd, 1); dup2(fd, 2); close(fd); }
     snprintf(steps, sizeof steps, "%ld", job->steps);
@@ -279,29 +307,9 @@ static void exec_trial(const TuneOptions *o, const Tune *t, const TuneJob *job, 
     _exit(127);
 }
 
-// A trial killed before attn train wrote its config.conf leaves a directory
-// that attn train refuses to resume (a temp file, nothing else): it never
-// started, so it is emptied and removed, and the trial starts afresh.
-static void clear_unstarted_dir(const char *dir) {
-    char path[1024 + 512];
-    snprintf(path, sizeof path, "%s/config.conf", dir);
-    if (access(path, F_OK) == 0) return;
-    DIR *d = opendir(dir);
-    if (!d) return;
-    struct dirent *e;
-    while ((e = readdir(d)) != NULL) {
-        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
-        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
-        unlink(path);
-    }
-    closedir(d);
-    rmdir(dir);
-}
-
 static int start_trial(const TuneOptions *o, const Tune *t, const TuneJob *job, Slot *slot) {
     char dir[1024];
     trial_dir(o, job->trial, dir, sizeof dir);
-    clear_unstarted_dir(dir);
     fflush(stdout);
     pid_t pid = fork();
     if (pid < 0) return attn_error("tune: cannot start a trial: %s", strerror(errno));
