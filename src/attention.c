@@ -2,7 +2,9 @@
 // and the self/cross sublayers around it. See attention.h.
 #include "attention.h"
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
+#include "common.h"
 #include "gemm.h"
 #include "kernels.h"
 
@@ -17,74 +19,107 @@
 // ---------------------------------------------------------------------------
 // Scaled dot-product attention
 
-void attention_forward(float *out, float *probs, float *probs_drop, uint8_t *drop_keep,
-                       const float *q, const float *k, const float *v, const uint8_t *key_pad,
-                       const AttnDims *d, float p_drop, Rng *rng) {
+// Per-thread tile of dropped-out probabilities when they are not stored,
+// grown on first use and kept (as gemm's packing buffers): a steady training
+// step allocates nothing.
+static _Thread_local float *tls_tile;
+static _Thread_local size_t tls_tile_floats;
+
+static float *tile_scratch(long floats) {
+    if ((size_t)floats > tls_tile_floats) {
+        free(tls_tile);
+        tls_tile = malloc_check((size_t)floats * sizeof(float));
+        tls_tile_floats = (size_t)floats;
+    }
+    return tls_tile;
+}
+
+// How the probabilities are dropped out in one call: off, by a stored mask
+// (keep != NULL), or by the mask the seed gives (dropout_keep of the flat
+// (B, NH, Tq, Tk) index, the mask dropout_forward would draw).
+typedef struct {
+    int on;
+    const uint8_t *keep;
+    uint32_t key_lo, key_hi, threshold;
+    float scale;     // 1 / (1 - p)
+} ProbDropout;
+
+static ProbDropout prob_dropout(float p, const uint8_t *keep, uint64_t seed) {
+    ProbDropout pd = {p > 0.0f, keep, (uint32_t)seed, (uint32_t)(seed >> 32), 0, 1.0f};
+    if (pd.on) { pd.threshold = dropout_threshold(p); pd.scale = 1.0f / (1.0f - p); }
+    return pd;
+}
+
+static inline int prob_kept(const ProbDropout *pd, long i) {
+    return pd->keep ? pd->keep[i] : dropout_keep(pd->key_lo, pd->key_hi, (uint64_t)i, pd->threshold);
+}
+
+// The forward of both interfaces. With dropout on, the mask goes to
+// store_keep and the dropped probabilities to store_drop when those are
+// non-NULL (else to a per-thread tile).
+static void forward_core(float *out, float *probs, float *store_drop, uint8_t *store_keep,
+                         const float *q, const float *k, const float *v, const uint8_t *key_pad,
+                         const AttnDims *d, const ProbDropout *pd) {
     int B = d->B, Tq = d->Tq, Tk = d->Tk, C = d->C, NH = d->NH, HS = C / NH;
     float scale = 1.0f / sqrtf((float)HS);
     long att_size = (long)Tq * Tk;
     long work = (long)B * NH * att_size * HS;
-    int dropped = drop_keep && p_drop > 0.0f;
-    // One seed per call, as dropout_forward draws it: value (bh, i, j) of the
-    // mask is the one dropout_forward would give over the (B, NH, Tq, Tk) array.
-    uint64_t seed = dropped ? rng_next(rng) : 0;
-    uint32_t key_lo = (uint32_t)seed, key_hi = (uint32_t)(seed >> 32);
-    uint32_t threshold = dropped ? dropout_threshold(p_drop) : 0;
-    float drop_scale = dropped ? 1.0f / (1.0f - p_drop) : 1.0f;
     // One (batch, head) tile per iteration, all disjoint: scores, mask,
     // softmax, dropout and the weighted sum of values while the tile is in
     // cache, in one parallel region.
     #pragma omp parallel for schedule(static) if (work >= ATTN_PARALLEL_MIN_WORK)
     for (int bh = 0; bh < B * NH; bh++) {
         int b = bh / NH, h = bh % NH;
+        long base = bh * att_size;
         const float *qh = q + (long)b * Tq * d->ldq + h * HS;
         const float *kh = k + (long)b * d->kv_rows * d->ldkv + h * HS;
         const float *vh = v + (long)b * d->kv_rows * d->ldkv + h * HS;
-        float *p = probs + bh * att_size, *p_used = p;
+        float *p = probs + base, *p_used = p;
         gemm(0, 1, Tq, Tk, HS, scale, qh, d->ldq, kh, d->ldkv, 0.0f, p, Tk);
         masked_softmax_forward(p, p, key_pad ? key_pad + (long)b * d->kv_rows : NULL, Tq, Tk, d->causal);
-        if (dropped) {
-            float *pd = probs_drop + bh * att_size;
-            uint8_t *keep = drop_keep + bh * att_size;
+        if (pd->on) {
+            p_used = store_drop ? store_drop + base : tile_scratch(att_size);
             #pragma omp simd
             for (long j = 0; j < att_size; j++) {
-                int kj = dropout_keep(key_lo, key_hi, (uint64_t)(bh * att_size + j), threshold);
-                keep[j] = (uint8_t)kj;
-                pd[j] = kj ? p[j] * drop_scale : 0.0f;
+                int kj = dropout_keep(pd->key_lo, pd->key_hi, (uint64_t)(base + j), pd->threshold);
+                if (store_keep) store_keep[base + j] = (uint8_t)kj;
+                p_used[j] = kj ? p[j] * pd->scale : 0.0f;
             }
-            p_used = pd;
         }
         // Weighted sum of values, written into the head's columns of out.
         gemm(0, 0, Tq, HS, Tk, 1.0f, p_used, Tk, vh, d->ldkv, 0.0f, out + (long)b * Tq * C + h * HS, C);
     }
 }
 
-void attention_backward(float *dq, float *dk, float *dv, float *dprobs,
-                        const float *dout, const float *q, const float *k, const float *v,
-                        const float *probs, const float *probs_drop, const uint8_t *drop_keep,
-                        const AttnDims *d, float p_drop) {
+// The backward of both interfaces; dprobs (B, NH, Tq, Tk) is scratch.
+static void backward_core(float *dq, float *dk, float *dv, float *dprobs,
+                          const float *dout, const float *q, const float *k, const float *v,
+                          const float *probs, const AttnDims *d, const ProbDropout *pd) {
     int B = d->B, Tq = d->Tq, Tk = d->Tk, C = d->C, NH = d->NH, HS = C / NH;
     float scale = 1.0f / sqrtf((float)HS);
     long att_size = (long)Tq * Tk;
     long work = (long)B * NH * att_size * HS;
-    int dropped = drop_keep && p_drop > 0.0f;
-    float drop_scale = dropped ? 1.0f / (1.0f - p_drop) : 1.0f;
     // One (batch, head) tile per iteration, as in the forward.
     #pragma omp parallel for schedule(static) if (work >= ATTN_PARALLEL_MIN_WORK)
     for (int bh = 0; bh < B * NH; bh++) {
         int b = bh / NH, h = bh % NH;
+        long base = bh * att_size;
         long q_off = (long)b * Tq * d->ldq + h * HS;
         long kv_off = (long)b * d->kv_rows * d->ldkv + h * HS;
         const float *doh = dout + (long)b * Tq * C + h * HS;
-        const float *p = probs + bh * att_size, *p_used = dropped ? probs_drop + bh * att_size : p;
-        float *ds = dprobs + bh * att_size;
-        // dP_used = dout V^T, dV += P_used^T dout.
-        gemm(0, 1, Tq, Tk, HS, 1.0f, doh, C, v + kv_off, d->ldkv, 0.0f, ds, Tk);
-        gemm(1, 0, Tk, HS, Tq, 1.0f, p_used, Tk, doh, C, 1.0f, dv + kv_off, d->ldkv);
-        if (dropped) {
-            const uint8_t *keep = drop_keep + bh * att_size;
+        const float *p = probs + base;
+        float *ds = dprobs + base;
+        // dV += P_used^T dout, with P_used rebuilt in the scratch tile.
+        if (pd->on) {
             #pragma omp simd
-            for (long j = 0; j < att_size; j++) ds[j] = keep[j] ? ds[j] * drop_scale : 0.0f;
+            for (long j = 0; j < att_size; j++) ds[j] = prob_kept(pd, base + j) ? p[j] * pd->scale : 0.0f;
+        }
+        gemm(1, 0, Tk, HS, Tq, 1.0f, pd->on ? ds : p, Tk, doh, C, 1.0f, dv + kv_off, d->ldkv);
+        // dP_used = dout V^T, then through the dropout: dP = dP_used * keep / (1 - p).
+        gemm(0, 1, Tq, Tk, HS, 1.0f, doh, C, v + kv_off, d->ldkv, 0.0f, ds, Tk);
+        if (pd->on) {
+            #pragma omp simd
+            for (long j = 0; j < att_size; j++) ds[j] = prob_kept(pd, base + j) ? ds[j] * pd->scale : 0.0f;
         }
         // Softmax backward in place, row by row: dS = P * (dP - <P, dP>).
         // Hidden keys have P = 0 and get no gradient.
@@ -103,16 +138,42 @@ void attention_backward(float *dq, float *dk, float *dv, float *dprobs,
     }
 }
 
+void attention_forward(float *out, float *probs, float *probs_drop, uint8_t *drop_keep,
+                       const float *q, const float *k, const float *v, const uint8_t *key_pad,
+                       const AttnDims *d, float p_drop, Rng *rng) {
+    int dropped = drop_keep && p_drop > 0.0f;
+    ProbDropout pd = prob_dropout(dropped ? p_drop : 0.0f, NULL, dropped ? rng_next(rng) : 0);
+    forward_core(out, probs, probs_drop, drop_keep, q, k, v, key_pad, d, &pd);
+}
+
+void attention_backward(float *dq, float *dk, float *dv, float *dprobs,
+                        const float *dout, const float *q, const float *k, const float *v,
+                        const float *probs, const float *probs_drop, const uint8_t *drop_keep,
+                        const AttnDims *d, float p_drop) {
+    (void)probs_drop;   // rebuilt from probs and the mask
+    int dropped = drop_keep && p_drop > 0.0f;
+    ProbDropout pd = prob_dropout(dropped ? p_drop : 0.0f, drop_keep, 0);
+    backward_core(dq, dk, dv, dprobs, dout, q, k, v, probs, d, &pd);
+}
+
 // ---------------------------------------------------------------------------
 // Self-attention sublayer
+
+// A sublayer's dropout: on when p > 0 and rng is given; draws the seed into
+// a->drop_seed (the backward rebuilds the mask from it).
+static ProbDropout sublayer_dropout_forward(MhaActs *a, float p_drop, Rng *rng) {
+    int on = p_drop > 0.0f && rng;
+    a->drop_seed = on ? rng_next(rng) : 0;
+    return prob_dropout(on ? p_drop : 0.0f, NULL, a->drop_seed);
+}
 
 void self_attention_forward(MhaActs *a, const float *x, const MhaParams *w,
                             const uint8_t *key_pad, int B, int T, int C, int NH, int causal,
                             float p_drop, Rng *rng) {
     AttnDims d = {B, T, T, C, NH, 3 * C, 3 * C, T, causal};
+    ProbDropout pd = sublayer_dropout_forward(a, p_drop, rng);
     linear_forward(a->q, x, w->in_w, w->in_b, B * T, C, 3 * C);
-    attention_forward(a->att, a->probs, a->probs_drop, a->drop_keep,
-                      a->q, a->q + C, a->q + 2 * C, key_pad, &d, p_drop, rng);
+    forward_core(a->att, a->probs, a->probs_drop, a->drop_keep, a->q, a->q + C, a->q + 2 * C, key_pad, &d, &pd);
     linear_forward(a->out, a->att, w->out_w, w->out_b, B * T, C, C);
 }
 
@@ -125,9 +186,9 @@ void self_attention_backward(float *dx, const MhaParams *g, const MhaScratch *s,
     memset(s->datt, 0, BT * C * sizeof(float));
     linear_backward(s->datt, g->out_w, g->out_b, dout, a->att, w->out_w, B * T, C, C);
     memset(s->dq, 0, BT * 3 * C * sizeof(float));
-    attention_backward(s->dq, s->dq + C, s->dq + 2 * C, s->dprobs, s->datt,
-                       a->q, a->q + C, a->q + 2 * C, a->probs, a->probs_drop, a->drop_keep,
-                       &d, p_drop);
+    ProbDropout pd = prob_dropout(p_drop, NULL, a->drop_seed);
+    backward_core(s->dq, s->dq + C, s->dq + 2 * C, s->dprobs, s->datt, a->q, a->q + C, a->q + 2 * C, a->probs,
+                  &d, &pd);
     linear_backward(dx, g->in_w, g->in_b, s->dq, x, w->in_w, B * T, C, 3 * C);
 }
 
@@ -143,10 +204,10 @@ void cross_attention_forward(MhaActs *a, const float *x, const float *mem, const
                              const uint8_t *mem_pad, int B, int Tq, int Tk, int C, int NH,
                              float p_drop, Rng *rng) {
     AttnDims d = {B, Tq, Tk, C, NH, C, 2 * C, Tk, 0};
+    ProbDropout pd = sublayer_dropout_forward(a, p_drop, rng);
     linear_forward(a->q, x, w->in_w, w->in_b, B * Tq, C, C);
     cross_attention_project_memory(a->kv, mem, w, B, Tk, C);
-    attention_forward(a->att, a->probs, a->probs_drop, a->drop_keep,
-                      a->q, a->kv, a->kv + C, mem_pad, &d, p_drop, rng);
+    forward_core(a->att, a->probs, a->probs_drop, a->drop_keep, a->q, a->kv, a->kv + C, mem_pad, &d, &pd);
     linear_forward(a->out, a->att, w->out_w, w->out_b, B * Tq, C, C);
 }
 
@@ -159,9 +220,8 @@ void cross_attention_backward(float *dx, float *dmem, const MhaParams *g, const 
     linear_backward(s->datt, g->out_w, g->out_b, dout, a->att, w->out_w, B * Tq, C, C);
     memset(s->dq, 0, (long)B * Tq * C * sizeof(float));
     memset(s->dkv, 0, (long)B * Tk * 2 * C * sizeof(float));
-    attention_backward(s->dq, s->dkv, s->dkv + C, s->dprobs, s->datt,
-                       a->q, a->kv, a->kv + C, a->probs, a->probs_drop, a->drop_keep,
-                       &d, p_drop);
+    ProbDropout pd = prob_dropout(p_drop, NULL, a->drop_seed);
+    backward_core(s->dq, s->dkv, s->dkv + C, s->dprobs, s->datt, a->q, a->kv, a->kv + C, a->probs, &d, &pd);
     linear_backward(dx, g->in_w, g->in_b, s->dq, x, w->in_w, B * Tq, C, C);
     linear_backward(dmem, g->in_w + (long)C * C, g->in_b + C, s->dkv, mem,
                     w->in_w + (long)C * C, B * Tk, C, 2 * C);

@@ -36,7 +36,8 @@ void attention_forward(float *out, float *probs, float *probs_drop, uint8_t *dro
                        const float *q, const float *k, const float *v, const uint8_t *key_pad,
                        const AttnDims *d, float p_drop, Rng *rng);
 // dq, dk, dv (+=, laid out as q, k, v; dk and dv may point into one packed
-// buffer as q, k, v do). dprobs (B, NH, Tq, Tk) is scratch.
+// buffer as q, k, v do). dprobs (B, NH, Tq, Tk) is scratch. The dropped
+// probabilities are rebuilt from probs and drop_keep (probs_drop is unused).
 void attention_backward(float *dq, float *dk, float *dv, float *dprobs,
                         const float *dout, const float *q, const float *k, const float *v,
                         const float *probs, const float *probs_drop, const uint8_t *drop_keep,
@@ -51,9 +52,10 @@ typedef struct {
     float *kv;           // cross: (B, Tk, 2C) packed [k | v] of the memory; self: unused
     float *att;          // (B, Tq, C) heads concatenated, the input of out_proj
     float *probs;        // (B, NH, Tq, Tk) attention probabilities
-    float *probs_drop;   // (B, NH, Tq, Tk) after dropout; NULL without attention dropout
-    uint8_t *drop_keep;  // (B, NH, Tq, Tk) dropout mask; NULL without attention dropout
+    float *probs_drop;   // (B, NH, Tq, Tk) after dropout, or NULL: then not stored
+    uint8_t *drop_keep;  // (B, NH, Tq, Tk) dropout mask, or NULL: then not stored
     float *out;          // (B, Tq, C) out_proj output
+    uint64_t drop_seed;  // the attention dropout's seed (the mask is rebuilt from it)
 } MhaActs;
 
 // The parameters of one nn.MultiheadAttention (or their gradients).
@@ -73,8 +75,12 @@ typedef struct {
 } MhaScratch;
 
 // Self-attention of x (B, T, C) over itself; key_pad (B, T) or NULL; causal
-// for the decoder. Fills a->q (packed qkv), a->att, a->probs(_drop), a->out.
-// Dropout on the probabilities when a->drop_keep != NULL and p_drop > 0.
+// for the decoder. Fills a->q (packed qkv), a->att, a->probs, a->out.
+// Dropout on the probabilities when p_drop > 0 and rng != NULL: one seed is
+// drawn into a->drop_seed and the backward rebuilds the mask from it; the
+// mask and dropped probabilities are also stored when a->drop_keep and
+// a->probs_drop are non-NULL (for inspection; nothing needs them).
+// The backward's p_drop must be the forward's (0 when it had no dropout).
 void self_attention_forward(MhaActs *a, const float *x, const MhaParams *w,
                             const uint8_t *key_pad, int B, int T, int C, int NH, int causal,
                             float p_drop, Rng *rng);

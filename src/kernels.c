@@ -143,6 +143,12 @@ void relu_backward(float *dinp, const float *dout, const float *inp, long n) {
     for (long i = 0; i < n; i++) dinp[i] += inp[i] > 0.0f ? dout[i] : 0.0f;
 }
 
+void relu_dropout_backward(float *d, const float *act, long n, float p) {
+    float scale = p > 0.0f ? 1.0f / (1.0f - p) : 1.0f;
+    #pragma omp parallel for simd schedule(static) if (n >= PARALLEL_MIN_WORK)
+    for (long i = 0; i < n; i++) d[i] = act[i] > 0.0f ? d[i] * scale : 0.0f;
+}
+
 #define INV_SQRT2 0.70710678118654752440
 #define INV_SQRT_2PI 0.39894228040143267794
 
@@ -190,6 +196,27 @@ void dropout_backward(float *d, const uint8_t *keep, long n, float p) {
     float scale = 1.0f / (1.0f - p);
     #pragma omp parallel for simd schedule(static) if (n >= PARALLEL_MIN_WORK)
     for (long i = 0; i < n; i++) d[i] = keep[i] ? d[i] * scale : 0.0f;
+}
+
+void dropout_forward_seeded(float *out, const float *inp, long n, float p, uint64_t seed) {
+    if (p <= 0.0f) {
+        if (out != inp) memcpy(out, inp, (size_t)n * sizeof(float));
+        return;
+    }
+    float scale = 1.0f / (1.0f - p);
+    uint32_t threshold = dropout_threshold(p);
+    uint32_t key_lo = (uint32_t)seed, key_hi = (uint32_t)(seed >> 32);
+    #pragma omp parallel for simd schedule(static) if (n >= PARALLEL_MIN_WORK)
+    for (long i = 0; i < n; i++) out[i] = dropout_keep(key_lo, key_hi, (uint64_t)i, threshold) ? inp[i] * scale : 0.0f;
+}
+
+void dropout_backward_seeded(float *d, long n, float p, uint64_t seed) {
+    if (p <= 0.0f) return;
+    float scale = 1.0f / (1.0f - p);
+    uint32_t threshold = dropout_threshold(p);
+    uint32_t key_lo = (uint32_t)seed, key_hi = (uint32_t)(seed >> 32);
+    #pragma omp parallel for simd schedule(static) if (n >= PARALLEL_MIN_WORK)
+    for (long i = 0; i < n; i++) d[i] = dropout_keep(key_lo, key_hi, (uint64_t)i, threshold) ? d[i] * scale : 0.0f;
 }
 
 // ---------------------------------------------------------------------------

@@ -75,6 +75,12 @@ void layernorm_backward(float *dinp, float *dweight, float *dbias,
 // ReLU's derivative at exactly 0 is 0 (as torch's threshold_backward).
 void relu_forward(float *out, const float *inp, long n);
 void relu_backward(float *dinp, const float *dout, const float *inp, long n);
+// ReLU and the dropout after it, backward in place, from the stored output
+// act = drop(relu(x)) alone: d (n) = act > 0 ? d / (1 - p) : 0. A unit
+// with act > 0 had x > 0 and was kept; one with act == 0 gets no gradient
+// either way (dropped, or x <= 0), so neither x nor the mask is needed.
+// p = 0: plain ReLU backward in place.
+void relu_dropout_backward(float *d, const float *act, long n, float p);
 // GELU, the exact erf form: 0.5 x (1 + erf(x / sqrt 2)) (torch's default).
 void gelu_forward(float *out, const float *inp, long n);
 void gelu_backward(float *dinp, const float *dout, const float *inp, long n);
@@ -87,6 +93,12 @@ void gelu_backward(float *dinp, const float *dout, const float *inp, long n);
 // 1/65536), so the mask does not depend on the thread count.
 // With p <= 0 or keep == NULL it is the identity (copies when out != inp).
 void dropout_forward(float *out, uint8_t *keep, const float *inp, long n, float p, Rng *rng);
+
+// Dropout without a stored mask: the mask is the one dropout_forward draws
+// with `seed`, recomputed (cheaply: a hash per value) in the backward. With
+// p <= 0 the identity.
+void dropout_forward_seeded(float *out, const float *inp, long n, float p, uint64_t seed);
+void dropout_backward_seeded(float *d, long n, float p, uint64_t seed);
 
 // The mask's parts, for kernels that fuse dropout into their own loops (the
 // attention) and must draw the same mask dropout_forward would: value i of a

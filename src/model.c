@@ -212,16 +212,15 @@ static void *arena_take(Arena *a, size_t bytes) {
     return a->base ? a->base + offset : NULL;
 }
 static float *take_f(Arena *a, long n) { return arena_take(a, (size_t)n * sizeof(float)); }
-// A dropout mask exists only when its rate is positive.
-static uint8_t *take_mask(Arena *a, long n, float p) { return p > 0.0f ? arena_take(a, (size_t)n) : NULL; }
 
-static void layout_mha(MhaActs *a, Arena *ar, int cross, long B, long Tq, long Tk, long C, long NH, float p_attn) {
+// Dropout masks and the dropped probabilities are not stored (model.h).
+static void layout_mha(MhaActs *a, Arena *ar, int cross, long B, long Tq, long Tk, long C, long NH) {
     a->q = take_f(ar, B * Tq * (cross ? C : 3 * C));
     a->kv = cross ? take_f(ar, B * Tk * 2 * C) : NULL;
     a->att = take_f(ar, B * Tq * C);
     a->probs = take_f(ar, B * NH * Tq * Tk);
-    a->probs_drop = p_attn > 0.0f ? take_f(ar, B * NH * Tq * Tk) : NULL;
-    a->drop_keep = take_mask(ar, B * NH * Tq * Tk, p_attn);
+    a->probs_drop = NULL;
+    a->drop_keep = NULL;
     a->out = take_f(ar, B * Tq * C);
 }
 
@@ -234,45 +233,37 @@ static void layout_layer_norm(Arena *ar, float **out, float **mean, float **rstd
 static void layout_activations(Activations *acts, float **logits, Arena *ar, const ModelConfig *c,
                                long B, long S, long T, long Vt) {
     long C = c->d_model, F = c->d_ff, NH = c->n_heads, Tm = S > T ? S : T;
-    float pr = c->dropout_residual, pa = c->dropout_attn, pf = c->dropout_ffn;
     int relu = c->activation == ACT_RELU;   // ReLU runs in place: ff1 is act (model.h)
     acts->src_pad = arena_take(ar, B * S);
     acts->tgt_pad = arena_take(ar, B * T);
     acts->src_x = take_f(ar, B * S * C);
-    acts->src_x_keep = take_mask(ar, B * S * C, c->dropout_emb);
+
     for (int l = 0; l < c->n_enc_layers; l++) {
         EncoderLayerActs *L = &acts->enc[l];
         layout_layer_norm(ar, &L->ln1, &L->ln1_mean, &L->ln1_rstd, B * S, C);
-        layout_mha(&L->self, ar, 0, B, S, S, C, NH, pa);
-        L->self_keep = take_mask(ar, B * S * C, pr);
+        layout_mha(&L->self, ar, 0, B, S, S, C, NH);
         L->res1 = take_f(ar, B * S * C);
         layout_layer_norm(ar, &L->ln2, &L->ln2_mean, &L->ln2_rstd, B * S, C);
         L->ff1 = take_f(ar, B * S * F);
         L->act = relu ? L->ff1 : take_f(ar, B * S * F);
-        L->act_keep = take_mask(ar, B * S * F, pf);
         L->ff2 = take_f(ar, B * S * C);
-        L->ff2_keep = take_mask(ar, B * S * C, pr);
         L->res2 = take_f(ar, B * S * C);
     }
     layout_layer_norm(ar, &acts->memory, &acts->memory_mean, &acts->memory_rstd, B * S, C);
     acts->tgt_x = take_f(ar, B * T * C);
-    acts->tgt_x_keep = take_mask(ar, B * T * C, c->dropout_emb);
+
     for (int l = 0; l < c->n_dec_layers; l++) {
         DecoderLayerActs *L = &acts->dec[l];
         layout_layer_norm(ar, &L->ln1, &L->ln1_mean, &L->ln1_rstd, B * T, C);
-        layout_mha(&L->self, ar, 0, B, T, T, C, NH, pa);
-        L->self_keep = take_mask(ar, B * T * C, pr);
+        layout_mha(&L->self, ar, 0, B, T, T, C, NH);
         L->res1 = take_f(ar, B * T * C);
         layout_layer_norm(ar, &L->ln2, &L->ln2_mean, &L->ln2_rstd, B * T, C);
-        layout_mha(&L->cross, ar, 1, B, T, S, C, NH, pa);
-        L->cross_keep = take_mask(ar, B * T * C, pr);
+        layout_mha(&L->cross, ar, 1, B, T, S, C, NH);
         L->res2 = take_f(ar, B * T * C);
         layout_layer_norm(ar, &L->ln3, &L->ln3_mean, &L->ln3_rstd, B * T, C);
         L->ff1 = take_f(ar, B * T * F);
         L->act = relu ? L->ff1 : take_f(ar, B * T * F);
-        L->act_keep = take_mask(ar, B * T * F, pf);
         L->ff2 = take_f(ar, B * T * C);
-        L->ff2_keep = take_mask(ar, B * T * C, pr);
         L->res3 = take_f(ar, B * T * C);
     }
     layout_layer_norm(ar, &acts->dec_out, &acts->dec_out_mean, &acts->dec_out_rstd, B * T, C);
@@ -284,8 +275,8 @@ static void layout_activations(Activations *acts, float **logits, Arena *ar, con
     acts->dstream = take_f(ar, B * Tm * C);
     acts->dtmp1 = take_f(ar, B * Tm * C);
     acts->dtmp2 = take_f(ar, B * Tm * C);
-    acts->dff1 = take_f(ar, B * Tm * F);
     acts->dact = take_f(ar, B * Tm * F);
+    acts->dff1 = relu ? acts->dact : take_f(ar, B * Tm * F);   // ReLU's backward runs in place
     acts->dmemory = take_f(ar, B * S * C);
     acts->mha.datt = take_f(ar, B * Tm * C);
     acts->mha.dq = take_f(ar, B * Tm * 3 * C);
@@ -446,13 +437,14 @@ static LayerParams dec_layer(const ModelParams *p, const ModelConfig *c, int l) 
     return lp;
 }
 
-// Dropout is on only in training: in eval the masks are not used.
-static uint8_t *kept(const Activations *a, uint8_t *keep) { return a->train ? keep : NULL; }
+// Dropout is on only in training: the rate a site uses, 0 in eval.
+static float rate(const Activations *a, float p) { return a->train ? p : 0.0f; }
 
-static MhaActs mha_view(const Activations *a, const MhaActs *m) {
-    MhaActs v = *m;
-    if (!a->train) v.drop_keep = NULL;
-    return v;
+// Dropout at one site of the forward, in place over x (n): draws the site's
+// seed, which the backward uses to recompute the mask (0 when off).
+static void drop_site(float *x, long n, float p, uint64_t *seed, Rng *rng) {
+    *seed = p > 0.0f ? rng_next(rng) : 0;
+    dropout_forward_seeded(x, x, n, p, *seed);
 }
 
 static const float *enc_layer_output(const Model *m, int l) {
@@ -468,14 +460,15 @@ static const float *dec_layer_output(const Model *m, int l) {
 // ---------------------------------------------------------------------------
 // Forward
 
-// ff(h) = linear2(drop(act(linear1(h)))), h (N, C) -> ff2 (N, C).
-static void ffn_forward(float *ff1, float *act, uint8_t *act_keep, float *ff2, const float *inp,
-                        const LayerParams *w, int N, const ModelConfig *c, Rng *rng) {
+// ff(h) = linear2(drop(act(linear1(h)))), h (N, C) -> ff2 (N, C). With
+// ReLU, ff1 == act: the activation and its dropout run in place.
+static void ffn_forward(float *ff1, float *act, uint64_t *act_seed, float *ff2, const float *inp,
+                        const LayerParams *w, int N, const ModelConfig *c, float p_ffn, Rng *rng) {
     long NF = (long)N * c->d_ff;
     linear_forward(ff1, inp, w->ff1_w, w->ff1_b, N, c->d_model, c->d_ff);
     if (c->activation == ACT_GELU) gelu_forward(act, ff1, NF);
     else relu_forward(act, ff1, NF);
-    dropout_forward(act, act_keep, act, NF, c->dropout_ffn, rng);
+    drop_site(act, NF, p_ffn, act_seed, rng);
     linear_forward(ff2, act, w->ff2_w, w->ff2_b, N, c->d_ff, c->d_model);
 }
 
@@ -486,24 +479,23 @@ static void encoder_layer_forward(Model *m, int l, const float *x, int B, int S,
     LayerParams w = enc_layer(&m->params, c, l);
     int C = c->d_model, N = B * S;
     long n = (long)N * C;
-    float pr = c->dropout_residual;
-    MhaActs self = mha_view(a, &L->self);
+    float pr = rate(a, c->dropout_residual), pa = rate(a, c->dropout_attn), pf = rate(a, c->dropout_ffn);
     if (c->norm_first) {
         layernorm_forward(L->ln1, L->ln1_mean, L->ln1_rstd, x, w.ln1_w, w.ln1_b, N, C);
-        self_attention_forward(&self, L->ln1, &w.self, a->src_pad, B, S, C, c->n_heads, 0, c->dropout_attn, rng);
-        dropout_forward(L->self.out, kept(a, L->self_keep), L->self.out, n, pr, rng);
+        self_attention_forward(&L->self, L->ln1, &w.self, a->src_pad, B, S, C, c->n_heads, 0, pa, rng);
+        drop_site(L->self.out, n, pr, &L->self_seed, rng);
         residual_forward(L->res1, x, L->self.out, n);
         layernorm_forward(L->ln2, L->ln2_mean, L->ln2_rstd, L->res1, w.ln2_w, w.ln2_b, N, C);
-        ffn_forward(L->ff1, L->act, kept(a, L->act_keep), L->ff2, L->ln2, &w, N, c, rng);
-        dropout_forward(L->ff2, kept(a, L->ff2_keep), L->ff2, n, pr, rng);
+        ffn_forward(L->ff1, L->act, &L->act_seed, L->ff2, L->ln2, &w, N, c, pf, rng);
+        drop_site(L->ff2, n, pr, &L->ff2_seed, rng);
         residual_forward(L->res2, L->res1, L->ff2, n);
     } else {
-        self_attention_forward(&self, x, &w.self, a->src_pad, B, S, C, c->n_heads, 0, c->dropout_attn, rng);
-        dropout_forward(L->self.out, kept(a, L->self_keep), L->self.out, n, pr, rng);
+        self_attention_forward(&L->self, x, &w.self, a->src_pad, B, S, C, c->n_heads, 0, pa, rng);
+        drop_site(L->self.out, n, pr, &L->self_seed, rng);
         residual_forward(L->res1, x, L->self.out, n);
         layernorm_forward(L->ln1, L->ln1_mean, L->ln1_rstd, L->res1, w.ln1_w, w.ln1_b, N, C);
-        ffn_forward(L->ff1, L->act, kept(a, L->act_keep), L->ff2, L->ln1, &w, N, c, rng);
-        dropout_forward(L->ff2, kept(a, L->ff2_keep), L->ff2, n, pr, rng);
+        ffn_forward(L->ff1, L->act, &L->act_seed, L->ff2, L->ln1, &w, N, c, pf, rng);
+        drop_site(L->ff2, n, pr, &L->ff2_seed, rng);
         residual_forward(L->res2, L->ln1, L->ff2, n);
         layernorm_forward(L->ln2, L->ln2_mean, L->ln2_rstd, L->res2, w.ln2_w, w.ln2_b, N, C);
     }
@@ -516,32 +508,31 @@ static void decoder_layer_forward(Model *m, int l, const float *x, int B, int T,
     LayerParams w = dec_layer(&m->params, c, l);
     int C = c->d_model, NH = c->n_heads, N = B * T;
     long n = (long)N * C;
-    float pr = c->dropout_residual, pa = c->dropout_attn;
-    MhaActs self = mha_view(a, &L->self), cross = mha_view(a, &L->cross);
+    float pr = rate(a, c->dropout_residual), pa = rate(a, c->dropout_attn), pf = rate(a, c->dropout_ffn);
     if (c->norm_first) {
         layernorm_forward(L->ln1, L->ln1_mean, L->ln1_rstd, x, w.ln1_w, w.ln1_b, N, C);
-        self_attention_forward(&self, L->ln1, &w.self, a->tgt_pad, B, T, C, NH, 1, pa, rng);
-        dropout_forward(L->self.out, kept(a, L->self_keep), L->self.out, n, pr, rng);
+        self_attention_forward(&L->self, L->ln1, &w.self, a->tgt_pad, B, T, C, NH, 1, pa, rng);
+        drop_site(L->self.out, n, pr, &L->self_seed, rng);
         residual_forward(L->res1, x, L->self.out, n);
         layernorm_forward(L->ln2, L->ln2_mean, L->ln2_rstd, L->res1, w.ln2_w, w.ln2_b, N, C);
-        cross_attention_forward(&cross, L->ln2, a->memory, &w.cross, a->src_pad, B, T, S, C, NH, pa, rng);
-        dropout_forward(L->cross.out, kept(a, L->cross_keep), L->cross.out, n, pr, rng);
+        cross_attention_forward(&L->cross, L->ln2, a->memory, &w.cross, a->src_pad, B, T, S, C, NH, pa, rng);
+        drop_site(L->cross.out, n, pr, &L->cross_seed, rng);
         residual_forward(L->res2, L->res1, L->cross.out, n);
         layernorm_forward(L->ln3, L->ln3_mean, L->ln3_rstd, L->res2, w.ln3_w, w.ln3_b, N, C);
-        ffn_forward(L->ff1, L->act, kept(a, L->act_keep), L->ff2, L->ln3, &w, N, c, rng);
-        dropout_forward(L->ff2, kept(a, L->ff2_keep), L->ff2, n, pr, rng);
+        ffn_forward(L->ff1, L->act, &L->act_seed, L->ff2, L->ln3, &w, N, c, pf, rng);
+        drop_site(L->ff2, n, pr, &L->ff2_seed, rng);
         residual_forward(L->res3, L->res2, L->ff2, n);
     } else {
-        self_attention_forward(&self, x, &w.self, a->tgt_pad, B, T, C, NH, 1, pa, rng);
-        dropout_forward(L->self.out, kept(a, L->self_keep), L->self.out, n, pr, rng);
+        self_attention_forward(&L->self, x, &w.self, a->tgt_pad, B, T, C, NH, 1, pa, rng);
+        drop_site(L->self.out, n, pr, &L->self_seed, rng);
         residual_forward(L->res1, x, L->self.out, n);
         layernorm_forward(L->ln1, L->ln1_mean, L->ln1_rstd, L->res1, w.ln1_w, w.ln1_b, N, C);
-        cross_attention_forward(&cross, L->ln1, a->memory, &w.cross, a->src_pad, B, T, S, C, NH, pa, rng);
-        dropout_forward(L->cross.out, kept(a, L->cross_keep), L->cross.out, n, pr, rng);
+        cross_attention_forward(&L->cross, L->ln1, a->memory, &w.cross, a->src_pad, B, T, S, C, NH, pa, rng);
+        drop_site(L->cross.out, n, pr, &L->cross_seed, rng);
         residual_forward(L->res2, L->ln1, L->cross.out, n);
         layernorm_forward(L->ln2, L->ln2_mean, L->ln2_rstd, L->res2, w.ln2_w, w.ln2_b, N, C);
-        ffn_forward(L->ff1, L->act, kept(a, L->act_keep), L->ff2, L->ln2, &w, N, c, rng);
-        dropout_forward(L->ff2, kept(a, L->ff2_keep), L->ff2, n, pr, rng);
+        ffn_forward(L->ff1, L->act, &L->act_seed, L->ff2, L->ln2, &w, N, c, pf, rng);
+        drop_site(L->ff2, n, pr, &L->ff2_seed, rng);
         residual_forward(L->res3, L->ln2, L->ff2, n);
         layernorm_forward(L->ln3, L->ln3_mean, L->ln3_rstd, L->res3, w.ln3_w, w.ln3_b, N, C);
     }
@@ -558,7 +549,7 @@ static void encoder_forward(Model *m, const int *src, int B, int S, Rng *rng) {
     int C = c->d_model;
     pad_mask(a->src_pad, src, (long)B * S);
     embedding_forward(a->src_x, src, m->params.src_embed, m->pos_table, B, S, C, 0);
-    dropout_forward(a->src_x, kept(a, a->src_x_keep), a->src_x, (long)B * S * C, c->dropout_emb, rng);
+    drop_site(a->src_x, (long)B * S * C, rate(a, c->dropout_emb), &a->src_x_seed, rng);
     for (int l = 0; l < c->n_enc_layers; l++)
         encoder_layer_forward(m, l, l == 0 ? a->src_x : enc_layer_output(m, l - 1), B, S, rng);
     layernorm_forward(a->memory, a->memory_mean, a->memory_rstd, enc_layer_output(m, c->n_enc_layers - 1),
@@ -591,7 +582,7 @@ float model_forward(Model *m, const Batch *b, float smoothing, int train, Rng *r
     encoder_forward(m, b->src, B, S, rng);
     pad_mask(a->tgt_pad, b->tgt_in, (long)B * T);
     embedding_forward(a->tgt_x, b->tgt_in, m->params.tgt_embed, m->pos_table, B, T, C, 0);
-    dropout_forward(a->tgt_x, kept(a, a->tgt_x_keep), a->tgt_x, (long)B * T * C, c->dropout_emb, rng);
+    drop_site(a->tgt_x, (long)B * T * C, rate(a, c->dropout_emb), &a->tgt_x_seed, rng);
     for (int l = 0; l < c->n_dec_layers; l++)
         decoder_layer_forward(m, l, l == 0 ? a->tgt_x : dec_layer_output(m, l - 1), B, T, S, rng);
     layernorm_forward(a->dec_out, a->dec_out_mean, a->dec_out_rstd, dec_layer_output(m, c->n_dec_layers - 1),
@@ -617,15 +608,19 @@ float model_forward(Model *m, const Batch *b, float smoothing, int train, Rng *r
 static void zero_floats(float *x, long n) { memset(x, 0, (size_t)n * sizeof(float)); }
 
 static void ffn_backward(float *dinp, const LayerParams *g, Activations *a, const float *dff2,
-                         const float *inp, const float *ff1, const float *act, const uint8_t *act_keep,
+                         const float *inp, const float *ff1, const float *act, uint64_t act_seed,
                          const LayerParams *w, int N, const ModelConfig *c) {
     long NF = (long)N * c->d_ff;
+    float pf = rate(a, c->dropout_ffn);
     zero_floats(a->dact, NF);
     linear_backward(a->dact, g->ff2_w, g->ff2_b, dff2, act, w->ff2_w, N, c->d_ff, c->d_model);
-    dropout_backward(a->dact, act_keep, NF, c->dropout_ffn);
-    zero_floats(a->dff1, NF);
-    if (c->activation == ACT_GELU) gelu_backward(a->dff1, a->dact, ff1, NF);
-    else relu_backward(a->dff1, a->dact, ff1, NF);
+    if (c->activation == ACT_GELU) {
+        dropout_backward_seeded(a->dact, NF, pf, act_seed);
+        zero_floats(a->dff1, NF);
+        gelu_backward(a->dff1, a->dact, ff1, NF);
+    } else {
+        relu_dropout_backward(a->dact, act, NF, pf);   // in place: dff1 is dact
+    }
     linear_backward(dinp, g->ff1_w, g->ff1_b, a->dff1, inp, w->ff1_w, N, c->d_model, c->d_ff);
 }
 
@@ -636,35 +631,34 @@ static void encoder_layer_backward(Model *m, int l, float *g, const float *x, in
     LayerParams w = enc_layer(&m->params, c, l), dw = enc_layer(&m->grads, c, l);
     int C = c->d_model, NH = c->n_heads, N = B * S;
     long n = (long)N * C;
-    float pr = c->dropout_residual;
+    float pr = rate(a, c->dropout_residual), pa = rate(a, c->dropout_attn);
     float *t1 = a->dtmp1, *t2 = a->dtmp2;
-    MhaActs self = mha_view(a, &L->self);
     if (c->norm_first) {
         // res2 = res1 + drop(ff(ln2)); g = d res2
         memcpy(t1, g, n * sizeof(float));
-        dropout_backward(t1, kept(a, L->ff2_keep), n, pr);
+        dropout_backward_seeded(t1, n, pr, L->ff2_seed);
         zero_floats(t2, n);
-        ffn_backward(t2, &dw, a, t1, L->ln2, L->ff1, L->act, kept(a, L->act_keep), &w, N, c);
+        ffn_backward(t2, &dw, a, t1, L->ln2, L->ff1, L->act, L->act_seed, &w, N, c);
         layernorm_backward(g, dw.ln2_w, dw.ln2_b, t2, L->res1, w.ln2_w, L->ln2_mean, L->ln2_rstd, N, C);
         // res1 = x + drop(self(ln1)); g = d res1
         memcpy(t1, g, n * sizeof(float));
-        dropout_backward(t1, kept(a, L->self_keep), n, pr);
+        dropout_backward_seeded(t1, n, pr, L->self_seed);
         zero_floats(t2, n);
-        self_attention_backward(t2, &dw.self, &a->mha, t1, &self, L->ln1, &w.self, B, S, C, NH, 0, c->dropout_attn);
+        self_attention_backward(t2, &dw.self, &a->mha, t1, &L->self, L->ln1, &w.self, B, S, C, NH, 0, pa);
         layernorm_backward(g, dw.ln1_w, dw.ln1_b, t2, x, w.ln1_w, L->ln1_mean, L->ln1_rstd, N, C);
     } else {
         // ln2 = norm2(res2), res2 = ln1 + drop(ff(ln1)); g = d ln2
         zero_floats(t1, n);
         layernorm_backward(t1, dw.ln2_w, dw.ln2_b, g, L->res2, w.ln2_w, L->ln2_mean, L->ln2_rstd, N, C);
         memcpy(g, t1, n * sizeof(float));
-        dropout_backward(t1, kept(a, L->ff2_keep), n, pr);
-        ffn_backward(g, &dw, a, t1, L->ln1, L->ff1, L->act, kept(a, L->act_keep), &w, N, c);
+        dropout_backward_seeded(t1, n, pr, L->ff2_seed);
+        ffn_backward(g, &dw, a, t1, L->ln1, L->ff1, L->act, L->act_seed, &w, N, c);
         // ln1 = norm1(res1), res1 = x + drop(self(x)); g = d ln1
         zero_floats(t1, n);
         layernorm_backward(t1, dw.ln1_w, dw.ln1_b, g, L->res1, w.ln1_w, L->ln1_mean, L->ln1_rstd, N, C);
         memcpy(g, t1, n * sizeof(float));
-        dropout_backward(t1, kept(a, L->self_keep), n, pr);
-        self_attention_backward(g, &dw.self, &a->mha, t1, &self, x, &w.self, B, S, C, NH, 0, c->dropout_attn);
+        dropout_backward_seeded(t1, n, pr, L->self_seed);
+        self_attention_backward(g, &dw.self, &a->mha, t1, &L->self, x, &w.self, B, S, C, NH, 0, pa);
     }
 }
 
@@ -675,49 +669,48 @@ static void decoder_layer_backward(Model *m, int l, float *g, const float *x, in
     LayerParams w = dec_layer(&m->params, c, l), dw = dec_layer(&m->grads, c, l);
     int C = c->d_model, NH = c->n_heads, N = B * T;
     long n = (long)N * C;
-    float pr = c->dropout_residual, pa = c->dropout_attn;
+    float pr = rate(a, c->dropout_residual), pa = rate(a, c->dropout_attn);
     float *t1 = a->dtmp1, *t2 = a->dtmp2;
-    MhaActs self = mha_view(a, &L->self), cross = mha_view(a, &L->cross);
     if (c->norm_first) {
         // res3 = res2 + drop(ff(ln3)); g = d res3
         memcpy(t1, g, n * sizeof(float));
-        dropout_backward(t1, kept(a, L->ff2_keep), n, pr);
+        dropout_backward_seeded(t1, n, pr, L->ff2_seed);
         zero_floats(t2, n);
-        ffn_backward(t2, &dw, a, t1, L->ln3, L->ff1, L->act, kept(a, L->act_keep), &w, N, c);
+        ffn_backward(t2, &dw, a, t1, L->ln3, L->ff1, L->act, L->act_seed, &w, N, c);
         layernorm_backward(g, dw.ln3_w, dw.ln3_b, t2, L->res2, w.ln3_w, L->ln3_mean, L->ln3_rstd, N, C);
         // res2 = res1 + drop(cross(ln2, memory)); g = d res2
         memcpy(t1, g, n * sizeof(float));
-        dropout_backward(t1, kept(a, L->cross_keep), n, pr);
+        dropout_backward_seeded(t1, n, pr, L->cross_seed);
         zero_floats(t2, n);
-        cross_attention_backward(t2, a->dmemory, &dw.cross, &a->mha, t1, &cross, L->ln2, a->memory,
+        cross_attention_backward(t2, a->dmemory, &dw.cross, &a->mha, t1, &L->cross, L->ln2, a->memory,
                                  &w.cross, B, T, S, C, NH, pa);
         layernorm_backward(g, dw.ln2_w, dw.ln2_b, t2, L->res1, w.ln2_w, L->ln2_mean, L->ln2_rstd, N, C);
         // res1 = x + drop(self(ln1)); g = d res1
         memcpy(t1, g, n * sizeof(float));
-        dropout_backward(t1, kept(a, L->self_keep), n, pr);
+        dropout_backward_seeded(t1, n, pr, L->self_seed);
         zero_floats(t2, n);
-        self_attention_backward(t2, &dw.self, &a->mha, t1, &self, L->ln1, &w.self, B, T, C, NH, 1, pa);
+        self_attention_backward(t2, &dw.self, &a->mha, t1, &L->self, L->ln1, &w.self, B, T, C, NH, 1, pa);
         layernorm_backward(g, dw.ln1_w, dw.ln1_b, t2, x, w.ln1_w, L->ln1_mean, L->ln1_rstd, N, C);
     } else {
         // ln3 = norm3(res3), res3 = ln2 + drop(ff(ln2)); g = d ln3
         zero_floats(t1, n);
         layernorm_backward(t1, dw.ln3_w, dw.ln3_b, g, L->res3, w.ln3_w, L->ln3_mean, L->ln3_rstd, N, C);
         memcpy(g, t1, n * sizeof(float));
-        dropout_backward(t1, kept(a, L->ff2_keep), n, pr);
-        ffn_backward(g, &dw, a, t1, L->ln2, L->ff1, L->act, kept(a, L->act_keep), &w, N, c);
+        dropout_backward_seeded(t1, n, pr, L->ff2_seed);
+        ffn_backward(g, &dw, a, t1, L->ln2, L->ff1, L->act, L->act_seed, &w, N, c);
         // ln2 = norm2(res2), res2 = ln1 + drop(cross(ln1, memory)); g = d ln2
         zero_floats(t1, n);
         layernorm_backward(t1, dw.ln2_w, dw.ln2_b, g, L->res2, w.ln2_w, L->ln2_mean, L->ln2_rstd, N, C);
         memcpy(g, t1, n * sizeof(float));
-        dropout_backward(t1, kept(a, L->cross_keep), n, pr);
-        cross_attention_backward(g, a->dmemory, &dw.cross, &a->mha, t1, &cross, L->ln1, a->memory,
+        dropout_backward_seeded(t1, n, pr, L->cross_seed);
+        cross_attention_backward(g, a->dmemory, &dw.cross, &a->mha, t1, &L->cross, L->ln1, a->memory,
                                  &w.cross, B, T, S, C, NH, pa);
         // ln1 = norm1(res1), res1 = x + drop(self(x)); g = d ln1
         zero_floats(t1, n);
         layernorm_backward(t1, dw.ln1_w, dw.ln1_b, g, L->res1, w.ln1_w, L->ln1_mean, L->ln1_rstd, N, C);
         memcpy(g, t1, n * sizeof(float));
-        dropout_backward(t1, kept(a, L->self_keep), n, pr);
-        self_attention_backward(g, &dw.self, &a->mha, t1, &self, x, &w.self, B, T, C, NH, 1, pa);
+        dropout_backward_seeded(t1, n, pr, L->self_seed);
+        self_attention_backward(g, &dw.self, &a->mha, t1, &L->self, x, &w.self, B, T, C, NH, 1, pa);
     }
 }
 
@@ -740,7 +733,7 @@ void model_backward(Model *m, const Batch *b) {
     zero_floats(a->dmemory, nS);
     for (int l = c->n_dec_layers - 1; l >= 0; l--)
         decoder_layer_backward(m, l, g, l == 0 ? a->tgt_x : dec_layer_output(m, l - 1), B, T, S);
-    dropout_backward(g, kept(a, a->tgt_x_keep), nT, c->dropout_emb);
+    dropout_backward_seeded(g, nT, rate(a, c->dropout_emb), a->tgt_x_seed);
     embedding_backward(m->grads.tgt_embed, g, b->tgt_in, B, T, C);
     // encoder.norm -> encoder stack -> source embedding
     zero_floats(g, nS);
@@ -748,7 +741,7 @@ void model_backward(Model *m, const Batch *b) {
                        m->params.enc_norm_w, a->memory_mean, a->memory_rstd, B * S, C);
     for (int l = c->n_enc_layers - 1; l >= 0; l--)
         encoder_layer_backward(m, l, g, l == 0 ? a->src_x : enc_layer_output(m, l - 1), B, S);
-    dropout_backward(g, kept(a, a->src_x_keep), nS, c->dropout_emb);
+    dropout_backward_seeded(g, nS, rate(a, c->dropout_emb), a->src_x_seed);
     embedding_backward(m->grads.src_embed, g, b->src, B, S, C);
 }
 

@@ -96,8 +96,11 @@ typedef struct {
 // Pre-LN (norm_first):
 //   ln1 = norm1(x);   res1 = x + drop(self(ln1))
 //   ln2 = norm2(res1); res2 = res1 + drop(ff(ln2))   -> output res2
-// with ff(h) = linear2(drop(act(linear1(h)))). Dropout masks (*_keep) are
-// NULL when that dropout rate is 0 in the config; dropouts run in place.
+// with ff(h) = linear2(drop(act(linear1(h)))). Dropouts run in place. Their
+// masks are not stored: each dropout site keeps the seed it drew (*_seed) and
+// the backward recomputes the mask from it (kernels.h dropout_forward_seeded);
+// the *_keep pointers are always NULL, as are the attention's drop_keep and
+// probs_drop (MhaActs.drop_seed holds its seed).
 // With ReLU, ff1 and act are one buffer (ReLU and dropout run in place over
 // linear1's output): act > 0 exactly where linear1's output is > 0 and the
 // unit was kept, which is all the backward needs (a dropped unit gets no
@@ -105,16 +108,17 @@ typedef struct {
 typedef struct {
     float *ln1, *ln1_mean, *ln1_rstd;   // (B, S, C), (B, S), (B, S)
     MhaActs self;                       // self.out (B, S, C): after residual dropout
-    uint8_t *self_keep;                 // (B, S, C) residual dropout of self.out
+    uint8_t *self_keep;                 // NULL (masks are not stored)
     float *res1;                        // (B, S, C)
     float *ln2, *ln2_mean, *ln2_rstd;   // (B, S, C), (B, S), (B, S)
     float *ff1;                         // (B, S, F) linear1 output; with ReLU the same
                                         // buffer as act (see below)
     float *act;                         // (B, S, F) activation, after FFN dropout
-    uint8_t *act_keep;                  // (B, S, F)
+    uint8_t *act_keep;                  // NULL
     float *ff2;                         // (B, S, C) linear2 output, after residual dropout
-    uint8_t *ff2_keep;                  // (B, S, C)
+    uint8_t *ff2_keep;                  // NULL
     float *res2;                        // (B, S, C)
+    uint64_t self_seed, act_seed, ff2_seed;  // dropout seeds of self.out, act, ff2 (0: no dropout)
 } EncoderLayerActs;
 
 // One decoder layer, all (B, T, ...). Post-LN:
@@ -128,18 +132,19 @@ typedef struct {
 typedef struct {
     float *ln1, *ln1_mean, *ln1_rstd;   // (B, T, C), (B, T), (B, T)
     MhaActs self;                       // causal self-attention; probs (B, NH, T, T)
-    uint8_t *self_keep;                 // (B, T, C)
+    uint8_t *self_keep;                 // NULL (masks are not stored)
     float *res1;                        // (B, T, C)
     float *ln2, *ln2_mean, *ln2_rstd;
     MhaActs cross;                      // cross-attention; probs (B, NH, T, S), kv (B, S, 2C)
-    uint8_t *cross_keep;                // (B, T, C)
+    uint8_t *cross_keep;                // NULL
     float *res2;                        // (B, T, C)
     float *ln3, *ln3_mean, *ln3_rstd;
     float *ff1, *act;                   // (B, T, F); one buffer with ReLU (see the encoder)
-    uint8_t *act_keep;                  // (B, T, F)
+    uint8_t *act_keep;                  // NULL
     float *ff2;                         // (B, T, C)
-    uint8_t *ff2_keep;                  // (B, T, C)
+    uint8_t *ff2_keep;                  // NULL
     float *res3;                        // (B, T, C)
+    uint64_t self_seed, cross_seed, act_seed, ff2_seed;  // dropout seeds (0: no dropout)
 } DecoderLayerActs;
 
 // Everything the forward keeps, allocated once in model_create for
@@ -151,11 +156,12 @@ typedef struct Activations {
     uint8_t *src_pad;                   // (B, S) 1 where src is <pad>
     uint8_t *tgt_pad;                   // (B, T) 1 where tgt_in is <pad>
     float *src_x;                       // (B, S, C) embedding * sqrt(C) + pe, after dropout
-    uint8_t *src_x_keep;                // (B, S, C)
+    uint8_t *src_x_keep;                // NULL (masks are not stored)
     EncoderLayerActs *enc;              // [n_enc_layers]
     float *memory, *memory_mean, *memory_rstd;    // (B, S, C) transformer.encoder.norm output
     float *tgt_x;                       // (B, T, C)
-    uint8_t *tgt_x_keep;                // (B, T, C)
+    uint8_t *tgt_x_keep;                // NULL
+    uint64_t src_x_seed, tgt_x_seed;    // embedding dropout seeds (0: no dropout)
     DecoderLayerActs *dec;              // [n_dec_layers]
     float *dec_out, *dec_out_mean, *dec_out_rstd; // (B, T, C) transformer.decoder.norm output
     float *token_loss;                  // (B, T) per-target loss (0 at pad); no smoothing -> NLL

@@ -171,13 +171,15 @@ static double sub_loss(void *c) {
     return dot(s->a.out, s->R, (long)s->B * s->Tq * s->C);
 }
 
-static void check_sublayer(int cross, int causal, float p_drop, const char *name) {
+// store: keep the dropout mask and dropped probabilities in a->drop_keep and
+// a->probs_drop; without, the backward rebuilds them from a->drop_seed.
+static void check_sublayer(int cross, int causal, float p_drop, int store, const char *name) {
     int B = 2, Tq = 4, Tk = cross ? 5 : 4, C = 6, NH = 2;
     long nx = (long)B * Tq * C, nm = (long)B * Tk * C, np = (long)B * NH * Tq * Tk;
     SubCtx s = {cross, B, Tq, Tk, C, NH, causal, p_drop, random_floats(nx, 1), random_floats(nm, 1), random_floats(nx, 1),
                 {random_floats(3L * C * C, 0.5f), random_floats(3L * C, 0.5f), random_floats((long)C * C, 0.5f), random_floats(C, 0.5f)},
                 {zeros(B * Tq * (cross ? C : 3L * C)), cross ? zeros(B * Tk * 2L * C) : NULL, zeros(nx), zeros(np),
-                 zeros(np), malloc_check((size_t)np), zeros(nx)},
+                 store ? zeros(np) : NULL, store ? malloc_check((size_t)np) : NULL, zeros(nx), 0},
                 calloc_check((size_t)B * Tk, 1)};
     s.pad[Tk - 1] = 1;            // batch entry 0: last key is <pad>
     s.pad[Tk + Tk - 2] = 1;       // batch entry 1: second-to-last too
@@ -206,7 +208,7 @@ static void test_sublayer_forward(void) {
     int B = 2, T = 3, S = 4, C = 4, NH = 2;
     float *x = random_floats((long)B * T * C, 1), *mem = random_floats((long)B * S * C, 1);
     MhaParams w = {random_floats(3L * C * C, 1), random_floats(3L * C, 1), random_floats((long)C * C, 1), random_floats(C, 1)};
-    MhaActs a = {zeros(B * T * C), zeros(B * S * 2L * C), zeros(B * T * C), zeros((long)B * NH * T * S), NULL, NULL, zeros(B * T * C)};
+    MhaActs a = {zeros(B * T * C), zeros(B * S * 2L * C), zeros(B * T * C), zeros((long)B * NH * T * S), NULL, NULL, zeros(B * T * C), 0};
     cross_attention_forward(&a, x, mem, &w, NULL, B, T, S, C, NH, 0.0f, NULL);
     // reference: project by hand, then the naive core, then out_proj
     float *q = zeros(B * T * C), *k = zeros(B * S * C), *v = zeros(B * S * C);
@@ -241,10 +243,12 @@ int main(void) {
     test_core_forward();
     test_core_backward();
     test_sublayer_forward();
-    check_sublayer(0, 0, 0.0f, "encoder self-attention (padding)");
-    check_sublayer(0, 1, 0.0f, "decoder causal self-attention (padding)");
-    check_sublayer(1, 0, 0.0f, "cross-attention (memory padding)");
-    check_sublayer(0, 1, 0.2f, "causal self-attention with attention dropout");
-    check_sublayer(1, 0, 0.2f, "cross-attention with attention dropout");
+    check_sublayer(0, 0, 0.0f, 0, "encoder self-attention (padding)");
+    check_sublayer(0, 1, 0.0f, 0, "decoder causal self-attention (padding)");
+    check_sublayer(1, 0, 0.0f, 0, "cross-attention (memory padding)");
+    check_sublayer(0, 1, 0.2f, 1, "causal self-attention with attention dropout, mask stored");
+    check_sublayer(1, 0, 0.2f, 1, "cross-attention with attention dropout, mask stored");
+    check_sublayer(0, 1, 0.2f, 0, "causal self-attention with attention dropout, mask from the seed");
+    check_sublayer(1, 0, 0.2f, 0, "cross-attention with attention dropout, mask from the seed");
     TEST_EXIT();
 }

@@ -281,7 +281,29 @@ static void test_dropout(void) {
     int inplace_ok = 1;
     for (long i = 0; i < n; i++) inplace_ok &= y[i] == (keep2[i] ? x[i] * (1.0f / (1.0f - p)) : 0.0f);
     CHECK(inplace_ok, "dropout in place equals out of place with the same seed");
-    free(x); free(y); free(y2); free(keep); free(keep2); free(d); free(d0);
+    // seeded: the mask dropout_forward drew, without storing it
+    Rng r3;
+    rng_seed(&r3, 9);
+    uint64_t seed = rng_next(&r3);
+    float *y3 = zeros(n);
+    dropout_forward_seeded(y3, x, n, p, seed);
+    CHECK(!memcmp(y3, y, (size_t)n * sizeof(float)), "seeded dropout forward = dropout_forward with that seed");
+    memcpy(d, d0, (size_t)n * sizeof(float));
+    dropout_backward_seeded(d, n, p, seed);
+    int seeded_back = 1;
+    for (long i = 0; i < n; i++) seeded_back &= d[i] == (keep2[i] ? d0[i] * (1.0f / (1.0f - p)) : 0.0f);
+    CHECK(seeded_back, "seeded dropout backward rebuilds the mask from the seed");
+    // ReLU + dropout backward from the output alone
+    float *pre = random_floats(n, 1), *act = zeros(n), *da = random_floats(n, 1), *dref = zeros(n), *dtmp = zeros(n);
+    relu_forward(act, pre, n);
+    dropout_forward(act, keep, act, n, p, &r1);
+    memcpy(dtmp, da, (size_t)n * sizeof(float));
+    dropout_backward(dtmp, keep, n, p);
+    relu_backward(dref, dtmp, pre, n);
+    relu_dropout_backward(da, act, n, p);
+    CHECK(!memcmp(da, dref, (size_t)n * sizeof(float)), "relu_dropout_backward from the output = dropout then relu backward");
+    free(x); free(y); free(y2); free(y3); free(keep); free(keep2); free(d); free(d0);
+    free(pre); free(act); free(da); free(dref); free(dtmp);
 }
 
 // ---------------------------------------------------------------------------
