@@ -364,11 +364,13 @@ def main(argv):
     if len(argv) == 3 and argv[1] == "fixtures":
         cmd_fixtures(argv[2])
         return 0
-    if len(argv) == 5 and argv[1] == "logits":
-        cmd_logits(argv[2], argv[3], argv[4])
+    if len(argv) >= 5 and (len(argv) - 2) % 3 == 0 and argv[1] == "logits":
+        for i in range(2, len(argv), 3):   # several triples share one torch start-up
+            cmd_logits(argv[i], argv[i + 1], argv[i + 2])
         return 0
     sys.stderr.write("usage: reference.py fixtures OUTDIR\n"
-                     "       reference.py logits CHECKPOINT BATCH OUT   (BATCH from attn info --dump-logits)\n")
+                     "       reference.py logits CHECKPOINT BATCH OUT [CHECKPOINT BATCH OUT ...]\n"
+                     "                        (BATCH from attn info --dump-logits)\n")
     return 2
 
 
