@@ -12,10 +12,15 @@
 static char last_error[1024];
 
 int attn_error(const char *fmt, ...) {
+    // Format into a copy first: callers often pass attn_last_error() itself
+    // as an argument to add context, and vsnprintf must not read the buffer
+    // it writes.
+    char message[sizeof last_error];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(last_error, sizeof last_error, fmt, ap);
+    vsnprintf(message, sizeof message, fmt, ap);
     va_end(ap);
+    memcpy(last_error, message, sizeof last_error);
     return -1;
 }
 

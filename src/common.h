@@ -12,6 +12,7 @@
 
 // Records the message (printf-style) and returns -1, so that a failing
 // function can `return attn_error("%s: line %d: missing tab", path, line);`.
+// attn_last_error() may be an argument, to add context to the last message.
 int attn_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 const char *attn_last_error(void);
 
