@@ -90,6 +90,11 @@ static int fsync_dir_of(const char *path) {
 }
 
 int write_file_atomic(const char *path, const void *data, size_t len) {
+    // The rename below would replace whatever `path` is: never a device such
+    // as /dev/null or /dev/full, a FIFO or a directory.
+    struct stat st;
+    if (stat(path, &st) == 0 && !S_ISREG(st.st_mode))
+        return attn_error("%s: exists and is not a regular file; give a file path", path);
     size_t n = strlen(path) + 32;
     char *tmp = malloc_check(n);
     snprintf(tmp, n, "%s.tmp.%ld", path, (long)getpid());

@@ -32,6 +32,7 @@ int read_file(const char *path, char **data, size_t *len);
 
 // Writes atomically: a temp file beside `path`, fsync, rename over `path`,
 // fsync of the directory. `path` is either the old or the new file, never torn.
+// Fails when `path` exists and is not a regular file (a device, a directory).
 int write_file_atomic(const char *path, const void *data, size_t len);
 
 // A growable NUL-terminated string, for building JSON, metadata and output.
