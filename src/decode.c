@@ -724,7 +724,10 @@ int score_pairs(Model *m, const int *const *src, const int *src_len, const int *
             }
         }
         float loss = model_forward(m, &b, 0.0f, 0, NULL);
-        if (isnan(loss)) { rc = -1; break; }
+        if (isnan(loss)) {  // a batch the model refuses (error recorded), or NaN weights (not recorded)
+            rc = model_check_batch(m, &b) != 0 ? -1 : attn_error("the model's loss is NaN (are its weights finite?)");
+            break;
+        }
         int V = m->config.tgt_vocab;
         for (int k = 0; k < nb; k++) {
             TokenStats row = {0};
