@@ -346,11 +346,12 @@ int checkpoint_save_state(const char *path, const TrainState *s, const Optimizer
     const char *keys[] = {"format", "format_version", "attn_version", "step", "tag", "data_hash", "optimizer",
                           "optimizer_step", "rng", "cursor_epoch", "cursor_position", "batches_drawn",
                           "best_metric", "has_best", "best_step", "bad_evals", "elapsed_seconds",
-                          "tokens_seen", "metrics_bytes"};
+                          "tokens_seen", "metrics_bytes", "diagnostics"};
     const char *values[] = {CHECKPOINT_STATE_FORMAT, version, ATTN_VERSION, step, s->tag, hash,
                             optimizer_name(opt->type), opt_step, rng, epoch, position, drawn, best, has_best,
-                            best_step, bad, elapsed, tokens, metrics};
-    return st_save(path, t, n_tensors, keys, values, (int)(sizeof keys / sizeof keys[0]));
+                            best_step, bad, elapsed, tokens, metrics, s->diagnostics};
+    int n_meta = (int)(sizeof keys / sizeof keys[0]) - (s->diagnostics ? 0 : 1);
+    return st_save(path, t, n_tensors, keys, values, n_meta);
 }
 
 static int read_state_metadata(const char *path, const SafeTensors *st, TrainState *s, long *opt_step) {
@@ -405,7 +406,11 @@ int checkpoint_load_state(const char *path, TrainState *s, Optimizer *opt, float
     if (rc == 0) rc = copy_state_tensor(path, &st, "optimizer.m", opt->m, opt->n);
     if (rc == 0) rc = copy_state_tensor(path, &st, "optimizer.v", opt->v, opt->n);
     if (rc == 0 && ema) rc = copy_state_tensor(path, &st, "ema", ema, opt->n);
-    if (rc == 0) opt->step = opt_step;
+    if (rc == 0) {
+        opt->step = opt_step;
+        const char *diagnostics = st_meta(&st, "diagnostics");
+        s->diagnostics = diagnostics ? strdup_check(diagnostics) : NULL;
+    }
     st_free(&st);
     return rc;
 }

@@ -101,6 +101,8 @@ typedef struct {
     double elapsed_seconds;    // training time before this session
     long tokens_seen;          // target tokens trained on
     long metrics_bytes;        // length of metrics.jsonl when saved (truncated back on resume)
+    char *diagnostics;         // the trainer's detector state as text (metadata "diagnostics"),
+                               // NULL for none; checkpoint_load_state allocates it, the caller frees
 } TrainState;
 
 // Writes the state and the optimizer moments (and ema (n) when not NULL) atomically.

@@ -135,6 +135,21 @@ else
     fail "BPE-dropout runs failed"
 fi
 
+# --- the spike detector's windows are saved: with spike_action = scale_lr and
+# a low threshold the rate is scaled at steps that depend on the losses
+# before the stop, and the resumed run still matches
+spike="--spike-action scale_lr --spike-zscore 1.5 --max-steps 100"
+if "$ATTN" train --config "$dir/tiny.conf" --out "$dir/spike_full" $spike --quiet 2> /dev/null &&
+   "$ATTN" train --config "$dir/tiny.conf" --out "$dir/spike_split" $spike --max-steps 47 --quiet 2> /dev/null &&
+   "$ATTN" train --out "$dir/spike_split" --max-steps 100 --quiet 2> /dev/null; then
+    n=$(grep -c '"action":"scale_lr"' "$dir/spike_full/metrics.jsonl")
+    same_data "$dir/spike_full/last.safetensors" "$dir/spike_split/last.safetensors" &&
+        pass "spike_action scale_lr ($n scalings), stopped at 47 and resumed: identical weights" ||
+        fail "spike_action scale_lr resume: weights differ"
+else
+    fail "spike_action runs failed"
+fi
+
 # --- a finished run resumed again does nothing; a larger budget continues it
 out=$("$ATTN" train --out "$dir/full" 2>&1) && echo "$out" | grep -q "budget is already reached" &&
     pass "a finished run says its budget is reached" || fail "finished run: $out"

@@ -238,6 +238,7 @@ static void test_state_round_trip(void) {
     CHECK(checkpoint_save_state(path, &s, &a, ema_a) == 0, "save state");
     int rc = checkpoint_load_state(path, &t, &b, ema_b);
     CHECK(rc == 0, "load state%s%s", rc ? ": " : "", rc ? attn_last_error() : "");
+    CHECK(t.diagnostics == NULL, "no diagnostics text saved, none loaded");
     CHECK(memcmp(&s, &t, sizeof s) == 0, "every state field restored exactly (RNG, cursor, best metric bits)");
     CHECK(memcmp(a.m, b.m, sizeof(float) * N) == 0 && memcmp(a.v, b.v, sizeof(float) * N) == 0 && b.step == 800,
           "optimizer moments and step restored");
@@ -251,7 +252,11 @@ static void test_state_round_trip(void) {
     rc = checkpoint_load_state(path, &t, &c, NULL);
     CHECK(rc != 0 && strstr(attn_last_error(), "optimizer 'adamw'"), "optimizer mismatch: %s", attn_last_error());
     optimizer_free(&c);
+    s.diagnostics = "v1 0.5 2";
     checkpoint_save_state(path, &s, &a, NULL);
+    rc = checkpoint_load_state(path, &t, &b, NULL);
+    CHECK(rc == 0 && t.diagnostics && !strcmp(t.diagnostics, "v1 0.5 2"), "diagnostics text round trip");
+    free(t.diagnostics);
     rc = checkpoint_load_state(path, &t, &b, ema_b);
     CHECK(rc != 0 && strstr(attn_last_error(), "'ema' is missing"), "ema asked for but absent: %s", attn_last_error());
     optimizer_free(&a); optimizer_free(&b);
