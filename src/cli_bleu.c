@@ -4,6 +4,7 @@
 // and a signature line.
 #include "cli.h"
 #include "common.h"
+#include "data.h"
 #include "metrics.h"
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,24 +20,24 @@ typedef struct {
 } ScorerArgs;
 
 typedef struct {
-    TextLines hyps;
-    TextLines refs[MAX_REF_FILES];
+    DataLines hyps;
+    DataLines refs[MAX_REF_FILES];
     const char *const *ref_lines[MAX_REF_FILES];
     int n_refs;
 } ScorerInput;
 
 static void scorer_input_free(ScorerInput *in) {
-    text_lines_free(&in->hyps);
-    for (int r = 0; r < in->n_refs; r++) text_lines_free(&in->refs[r]);
+    data_lines_free(&in->hyps);
+    for (int r = 0; r < in->n_refs; r++) data_lines_free(&in->refs[r]);
 }
 
 // Reads hypotheses and references; every file must have the same line count.
 static int scorer_input_read(ScorerInput *in, const ScorerArgs *a) {
     memset(in, 0, sizeof *in);
-    if (text_lines_read(&in->hyps, a->input) != 0) return -1;
+    if (data_lines_read(&in->hyps, a->input) != 0) return -1;
     const char *hyp_name = strcmp(a->input, "-") ? a->input : "standard input";
     for (int r = 0; r < a->n_refs; r++) {
-        if (text_lines_read(&in->refs[r], a->ref_paths[r]) != 0) { scorer_input_free(in); return -1; }
+        if (data_lines_read(&in->refs[r], a->ref_paths[r]) != 0) { scorer_input_free(in); return -1; }
         in->n_refs = r + 1;
         in->ref_lines[r] = (const char *const *)in->refs[r].lines;
         if (in->refs[r].n != in->hyps.n) {
@@ -46,7 +47,6 @@ static int scorer_input_read(ScorerInput *in, const ScorerArgs *a) {
                               hyp_name, nh, a->ref_paths[r], nr);
         }
     }
-    if (in->hyps.n == 0) { scorer_input_free(in); return attn_error("%s is empty: nothing to score", hyp_name); }
     return 0;
 }
 
@@ -117,21 +117,18 @@ int cmd_bleu(int argc, char **argv) {
     }
     if (a.n_refs == 0) return attn_error("bleu needs at least one --ref FILE (try attn bleu --help)");
     ScorerInput in;
-    if (scorer_input_read(&in, &a) != 0) return -1;
+    if (stdout_check_open() != 0 || scorer_input_read(&in, &a) != 0) return -1;
     BleuScore score;
     BleuStats stats;
     int rc = bleu_corpus(&score, &stats, &opt, (const char *const *)in.hyps.lines, in.ref_lines, in.hyps.n, in.n_refs);
     scorer_input_free(&in);
     if (rc != 0) return attn_error("bleu: %s", attn_last_error());
     char line[512], sig[256];
-    if (a.score_only) {
-        printf("%.2f\n", score.score);
-        return 0;
-    }
     bleu_format(line, sizeof line, &score);
     bleu_signature(sig, sizeof sig, &stats, &opt);
-    printf("%s\n%s\n", line, sig);
-    return 0;
+    if (a.score_only) printf("%.2f\n", score.score);
+    else printf("%s\n%s\n", line, sig);
+    return stdout_flush();
 }
 
 static const char *chrf_usage =
@@ -170,19 +167,16 @@ int cmd_chrf(int argc, char **argv) {
     }
     if (a.n_refs == 0) return attn_error("chrf needs at least one --ref FILE (try attn chrf --help)");
     ScorerInput in;
-    if (scorer_input_read(&in, &a) != 0) return -1;
+    if (stdout_check_open() != 0 || scorer_input_read(&in, &a) != 0) return -1;
     double score;
     ChrfStats stats;
     int rc = chrf_corpus(&score, &stats, &opt, (const char *const *)in.hyps.lines, in.ref_lines, in.hyps.n, in.n_refs);
     scorer_input_free(&in);
     if (rc != 0) return attn_error("chrf: %s", attn_last_error());
-    if (a.score_only) {
-        printf("%.2f\n", score);
-        return 0;
-    }
     char line[64], sig[256];
     chrf_format(line, sizeof line, score, &opt);
     chrf_signature(sig, sizeof sig, &stats, &opt);
-    printf("%s\n%s\n", line, sig);
-    return 0;
+    if (a.score_only) printf("%.2f\n", score);
+    else printf("%s\n%s\n", line, sig);
+    return stdout_flush();
 }

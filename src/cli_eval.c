@@ -2,12 +2,14 @@
 // and prints every metric as a table and as one JSON line. Lines with the
 // same source are one segment with several references (G2P words with more
 // than one pronunciation; multi-reference test sets).
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include "cli.h"
 #include "common.h"
+#include "data.h"
 #include "decode.h"
 #include "metrics.h"
 #include "threads.h"
@@ -62,7 +64,7 @@ typedef struct {
     int **seg_refs;       // (n_seg) pair indices of each segment's references
     int *seg_n_refs;
     int n_seg;
-    TextLines lines;
+    DataLines lines;
 } EvalData;
 
 static const char *const *sort_keys;
@@ -75,27 +77,26 @@ static int cmp_by_source(const void *pa, const void *pb) {
 static void eval_data_free(EvalData *d) {
     for (int s = 0; s < d->n_seg; s++) free(d->seg_refs[s]);
     free(d->src); free(d->ref); free(d->seg_of); free(d->seg_first); free(d->seg_refs); free(d->seg_n_refs);
-    text_lines_free(&d->lines);
+    data_lines_free(&d->lines);
 }
 
 static int eval_data_read(EvalData *d, const char *path, const DecodeModel *dm) {
     memset(d, 0, sizeof *d);
-    if (text_lines_read(&d->lines, path) != 0) return -1;
+    if (data_lines_read(&d->lines, path) != 0) return -1;
     int n = d->lines.n;
     d->src = malloc_check((size_t)(n + 1) * sizeof(char *));
     d->ref = malloc_check((size_t)(n + 1) * sizeof(char *));
     for (int i = 0; i < n; i++) {
         char *line = d->lines.lines[i], *tab = strchr(line, '\t');
-        if (!tab) { eval_data_free(d); return attn_error("%s: line %d: no tab: expected 'source<TAB>reference'", path, i + 1); }
+        if (!tab) { eval_data_free(d); return attn_error("%s:%d: no tab (expected source<TAB>reference)", path, i + 1); }
         *tab = '\0';
-        if (strchr(tab + 1, '\t')) { eval_data_free(d); return attn_error("%s: line %d: more than one tab", path, i + 1); }
+        if (strchr(tab + 1, '\t')) { eval_data_free(d); return attn_error("%s:%d: more than one tab (expected source<TAB>reference)", path, i + 1); }
         d->src[d->n] = line;
         d->ref[d->n] = tab + 1;
         decode_prepare_text(dm, d->src[d->n]);
         decode_prepare_text(dm, d->ref[d->n]);
         d->n++;
     }
-    if (d->n == 0) { eval_data_free(d); return attn_error("%s: no pairs to evaluate", path); }
     // group equal sources: sort indices by source text, then number groups by first appearance
     int *order = malloc_check((size_t)d->n * sizeof(int));
     for (int i = 0; i < d->n; i++) order[i] = i;
@@ -138,7 +139,7 @@ static int encode_all(IdLists *out, char *const *texts, const int *which, int n,
     for (int i = 0; i < n; i++) {
         int k = which ? which[i] : i, dropped;
         int len = decode_encode_text(dm, t, texts[k], dm->max_len - 1, &out->ids[i], &out->cap[i], &dropped);
-        if (len < 0) return attn_error("%s: line %d: %s: %s", path, k + 1, side, attn_last_error());
+        if (len < 0) return attn_error("%s:%d: %s: %s", path, k + 1, side, attn_last_error());
         if (dropped > 0)
             fprintf(stderr, "attn: warning: %s: line %d: %s of %d tokens truncated to %d\n", path, k + 1, side,
                     len + dropped, len);
@@ -244,84 +245,116 @@ static void print_results(const EvalResults *r, const EvalData *d, int mask, con
     printf(",\"decode_seconds\":%.3f}\n", r->decode_seconds);
 }
 
-int cmd_eval(int argc, char **argv) {
-    const char *model_path = NULL, *data_path = NULL, *hyps_path = NULL, *v;
-    long max_len = 0, threads = 0;
-    int mask = M_ALL;
+typedef struct {
+    const char *model_path, *data_path, *hyps_path;
+    long max_len, threads;
+    int mask;
     DecodeOptions opt;
-    decode_options_default(&opt);
+} EvalArgs;
+
+static int parse_eval_args(int argc, char **argv, EvalArgs *a, int *help) {
+    memset(a, 0, sizeof *a);
+    a->mask = M_ALL;
+    decode_options_default(&a->opt);
+    *help = 0;
     for (int i = 1; i < argc; i++) {
-        int r = decode_parse_flag(argc, argv, &i, &opt);
+        const char *v;
+        // eval's --max-len caps the input sides, as in attn score; it must be
+        // matched before the decoding flags, whose --max-len caps the output.
+        if (!strcmp(argv[i], "--max-len")) {
+            if (flag_value(argc, argv, &i, &v) || parse_int_flag("--max-len", v, 2, 1 << 20, &a->max_len)) return -1;
+            continue;
+        }
+        int r = decode_parse_flag(argc, argv, &i, &a->opt);
         if (r < 0) return -1;
         if (r > 0) continue;
-        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) { fputs(eval_usage, stdout); return 0; }
-        if (!strcmp(argv[i], "--model")) { if (flag_value(argc, argv, &i, &model_path)) return -1; }
-        else if (!strcmp(argv[i], "--data")) { if (flag_value(argc, argv, &i, &data_path)) return -1; }
-        else if (!strcmp(argv[i], "--hyps")) { if (flag_value(argc, argv, &i, &hyps_path)) return -1; }
-        else if (!strcmp(argv[i], "--metrics")) { if (flag_value(argc, argv, &i, &v) || parse_metrics(v, &mask)) return -1; }
-        else if (!strcmp(argv[i], "--max-len")) {
-            if (flag_value(argc, argv, &i, &v) || parse_int_flag("--max-len", v, 2, 1 << 20, &max_len)) return -1;
-        } else if (!strcmp(argv[i], "--threads")) {
-            if (flag_value(argc, argv, &i, &v) || parse_int_flag("--threads", v, 1, 1024, &threads)) return -1;
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) { *help = 1; return 0; }
+        if (!strcmp(argv[i], "--model")) { if (flag_value(argc, argv, &i, &a->model_path)) return -1; }
+        else if (!strcmp(argv[i], "--data")) { if (flag_value(argc, argv, &i, &a->data_path)) return -1; }
+        else if (!strcmp(argv[i], "--hyps")) { if (flag_value(argc, argv, &i, &a->hyps_path)) return -1; }
+        else if (!strcmp(argv[i], "--metrics")) { if (flag_value(argc, argv, &i, &v) || parse_metrics(v, &a->mask)) return -1; }
+        else if (!strcmp(argv[i], "--threads")) {
+            if (flag_value(argc, argv, &i, &v) || parse_int_flag("--threads", v, 1, 1024, &a->threads)) return -1;
         } else {
             return attn_error("eval: unknown flag '%s' (try attn eval --help)", argv[i]);
         }
     }
-    if (!model_path || !data_path) return attn_error("eval needs --model FILE and --data FILE (try attn eval --help)");
-    opt.nbest = 1;
-    if (decode_options_validate(&opt) != 0) return -1;
-    if (threads > 0 && threads_set((int)threads) != 0) return -1;
-    DecodeModel dm;
-    if (decode_model_open(&dm, model_path, opt.batch_size, (int)max_len, (mask & M_LOSS) != 0) != 0) return -1;
-    EvalData d;
-    IdLists src = {0}, tgt = {0};
-    DecodeResult *res = NULL;
-    char **hyps = NULL;
+    if (!a->model_path || !a->data_path) return attn_error("eval needs --model FILE and --data FILE (try attn eval --help)");
+    a->opt.nbest = 1;
+    return decode_options_validate(&a->opt);
+}
+
+// Decodes the source of every segment: hyps[s] (allocated) is the text of
+// segment s's best output.
+static int decode_segments(char **hyps, double *seconds, const EvalData *d, DecodeModel *dm,
+                           const DecodeOptions *opt, const char *path) {
+    IdLists src = {0};
     Translator *tr = NULL;
-    EvalResults r = {0};
-    int rc = eval_data_read(&d, data_path, &dm);
-    if (rc != 0) { decode_model_close(&dm); return -1; }
-    rc = encode_all(&src, d.src, d.seg_first, d.n_seg, &dm, dm.src_tok, data_path, "source");
-    if (rc == 0) rc = translator_create(&tr, &dm.model, &opt);
+    DecodeResult *res = calloc_check((size_t)d->n_seg, sizeof(DecodeResult));
+    int rc = encode_all(&src, d->src, d->seg_first, d->n_seg, dm, dm->src_tok, path, "source");
+    if (rc == 0) rc = translator_create(&tr, &dm->model, opt);
     if (rc == 0) {
-        res = calloc_check((size_t)d.n_seg, sizeof(DecodeResult));
         double t0 = seconds_now();
-        rc = translator_run(tr, (const int *const *)src.ids, src.len, d.n_seg, 0, res);
-        r.decode_seconds = seconds_now() - t0;
+        rc = translator_run(tr, (const int *const *)src.ids, src.len, d->n_seg, 0, res);
+        *seconds = seconds_now() - t0;
     }
-    if (rc == 0) {
-        hyps = calloc_check((size_t)d.n_seg, sizeof(char *));
-        for (int s = 0; s < d.n_seg && rc == 0; s++)
-            if (!(hyps[s] = decode_ids_to_text(dm.tgt_tok, res[s].hyps[0].tokens, res[s].hyps[0].len)))
-                rc = attn_error("segment %d: output ids outside the target vocabulary", s + 1);
-    }
-    if (rc == 0) rc = compute_metrics(&r, &d, hyps, mask);
-    if (rc == 0 && (mask & M_LOSS)) {
-        // teacher-forced loss over every pair (sources re-encoded per pair)
-        IdLists all_src = {0};
-        rc = encode_all(&all_src, d.src, NULL, d.n, &dm, dm.src_tok, data_path, "source");
-        if (rc == 0) rc = encode_all(&tgt, d.ref, NULL, d.n, &dm, dm.tgt_tok, data_path, "reference");
-        double *nll = malloc_check((size_t)d.n * sizeof(double));
-        if (rc == 0)
-            rc = score_pairs(&dm.model, (const int *const *)all_src.ids, all_src.len, (const int *const *)tgt.ids,
-                             tgt.len, d.n, nll, &r.tokens);
-        free(nll);
-        id_lists_free(&all_src);
-    }
-    if (rc == 0 && hyps_path) {
-        FILE *f = fopen(hyps_path, "w");
-        if (!f) rc = attn_error("%s: cannot write the hypotheses", hyps_path);
-        for (int s = 0; f && s < d.n_seg; s++) fprintf(f, "%s\n", hyps[s]);
-        if (f && fclose(f) != 0) rc = attn_error("%s: write error", hyps_path);
-    }
-    if (rc == 0) print_results(&r, &d, mask, model_path, data_path);
-    for (int s = 0; hyps && s < d.n_seg; s++) free(hyps[s]);
-    free(hyps);
-    for (int s = 0; res && s < d.n_seg; s++) decode_result_free(&res[s]);
+    for (int s = 0; s < d->n_seg && rc == 0; s++)
+        if (!(hyps[s] = decode_ids_to_text(dm->tgt_tok, res[s].hyps[0].tokens, res[s].hyps[0].len)))
+            rc = attn_error("segment %d: output ids outside the target vocabulary", s + 1);
+    for (int s = 0; s < d->n_seg; s++) decode_result_free(&res[s]);
     free(res);
     translator_free(tr);
     id_lists_free(&src);
+    return rc;
+}
+
+// Teacher-forced loss over every pair (not per segment: each reference counts).
+static int teacher_forced_loss(TokenStats *stats, const EvalData *d, DecodeModel *dm, const char *path) {
+    IdLists src = {0}, tgt = {0};
+    double *nll = malloc_check((size_t)d->n * sizeof(double));
+    int rc = encode_all(&src, d->src, NULL, d->n, dm, dm->src_tok, path, "source");
+    if (rc == 0) rc = encode_all(&tgt, d->ref, NULL, d->n, dm, dm->tgt_tok, path, "reference");
+    if (rc == 0)
+        rc = score_pairs(&dm->model, (const int *const *)src.ids, src.len, (const int *const *)tgt.ids, tgt.len,
+                         d->n, nll, stats);
+    free(nll);
+    id_lists_free(&src);
     id_lists_free(&tgt);
+    return rc;
+}
+
+static int write_hyps(const char *path, char *const *hyps, int n) {
+    FILE *f = fopen(path, "w");
+    if (!f) return attn_error("%s: cannot write the hypotheses: %s", path, strerror(errno));
+    for (int s = 0; s < n; s++) fprintf(f, "%s\n", hyps[s]);
+    int failed = ferror(f);
+    if (fclose(f) != 0 || failed) return attn_error("%s: write error (the hypotheses are incomplete)", path);
+    return 0;
+}
+
+int cmd_eval(int argc, char **argv) {
+    EvalArgs a;
+    int help;
+    if (parse_eval_args(argc, argv, &a, &help) != 0) return -1;
+    if (help) { fputs(eval_usage, stdout); return stdout_flush(); }
+    if (stdout_check_open() != 0) return -1;
+    if (a.threads > 0 && threads_set((int)a.threads) != 0) return -1;
+    DecodeModel dm;
+    if (decode_model_open(&dm, a.model_path, a.opt.batch_size, (int)a.max_len, (a.mask & M_LOSS) != 0) != 0) return -1;
+    EvalData d;
+    if (eval_data_read(&d, a.data_path, &dm) != 0) { decode_model_close(&dm); return -1; }
+    EvalResults r = {0};
+    char **hyps = calloc_check((size_t)d.n_seg, sizeof(char *));
+    int rc = decode_segments(hyps, &r.decode_seconds, &d, &dm, &a.opt, a.data_path);
+    if (rc == 0) rc = compute_metrics(&r, &d, hyps, a.mask);
+    if (rc == 0 && (a.mask & M_LOSS)) rc = teacher_forced_loss(&r.tokens, &d, &dm, a.data_path);
+    if (rc == 0 && a.hyps_path) rc = write_hyps(a.hyps_path, hyps, d.n_seg);
+    if (rc == 0) {
+        print_results(&r, &d, a.mask, a.model_path, a.data_path);
+        rc = stdout_flush();
+    }
+    for (int s = 0; s < d.n_seg; s++) free(hyps[s]);
+    free(hyps);
     eval_data_free(&d);
     decode_model_close(&dm);
     return rc;

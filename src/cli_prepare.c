@@ -131,9 +131,9 @@ static int prepare_given(const PrepareArgs *a, const char *path, const char *nam
 
 int cmd_prepare(int argc, char **argv) {
     for (int i = 1; i < argc; i++)
-        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) { prepare_usage(); return 0; }
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) { prepare_usage(); return stdout_flush(); }
     PrepareArgs a;
-    if (parse_prepare_args(argc, argv, &a) != 0) return -1;
+    if (parse_prepare_args(argc, argv, &a) != 0 || stdout_check_open() != 0) return -1;
     ParallelText pt;
     if (read_input(&pt, a.inputs, a.n_inputs) != 0) return -1;
     CleanStats st;
@@ -151,5 +151,5 @@ int cmd_prepare(int argc, char **argv) {
     if (rc == 0) rc = a.test_file ? prepare_given(&a, a.test_file, "test") : write_part(&pt, order + n_valid, n_test, a.out_dir, "test");
     free(order);
     parallel_free(&pt);
-    return rc;
+    return rc == 0 ? stdout_flush() : rc;
 }

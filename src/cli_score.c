@@ -6,9 +6,9 @@
 #include <string.h>
 #include "cli.h"
 #include "common.h"
+#include "data.h"
 #include "decode.h"
 #include "threads.h"
-#include "utf8.h"
 
 static const char *score_usage =
     "usage: attn score --model M [flags] < PAIRS > NLL\n"
@@ -38,51 +38,43 @@ static void pair_chunk_free(PairChunk *c) {
     free(c->ids); free(c->len); free(c->cap);
 }
 
-// Encodes one side of line line_no into slot k, truncating with a warning.
+// Encodes one side of the current line into slot k, truncating with a warning.
 static int encode_side(PairChunk *c, int k, const DecodeModel *dm, const Tokenizer *t, const char *text,
-                       long line_no, const char *side) {
+                       const LineStream *in, const char *side) {
     int dropped;
     int n = decode_encode_text(dm, t, text, dm->max_len - 1, &c->ids[k], &c->cap[k], &dropped);
-    if (n < 0) return attn_error("standard input: line %ld: %s: %s", line_no, side, attn_last_error());
+    if (n < 0) return attn_error("%s:%ld: %s: %s", in->name, in->line_no, side, attn_last_error());
     if (dropped > 0)
-        fprintf(stderr, "attn: warning: line %ld: %s of %d tokens truncated to %d\n", line_no, side, n + dropped, n);
+        fprintf(stderr, "attn: warning: line %ld: %s of %d tokens truncated to %d\n", in->line_no, side, n + dropped, n);
     c->len[k] = n;
     return 0;
 }
 
 // Reads up to c->max pairs; returns how many (0 at the end), -1 on bad input.
-static int pair_chunk_read(PairChunk *c, FILE *in, long first_line, const DecodeModel *dm) {
-    char *line = NULL;
-    size_t line_cap = 0;
-    int rc = 0;
+static int pair_chunk_read(PairChunk *c, LineStream *in, const DecodeModel *dm) {
     c->n = 0;
     while (c->n < c->max) {
-        ssize_t got = getline(&line, &line_cap, in);
-        if (got < 0) break;
-        if (got > 0 && line[got - 1] == '\n') line[--got] = '\0';
-        if (got > 0 && line[got - 1] == '\r') line[--got] = '\0';
-        long line_no = first_line + c->n;
-        long bad = utf8_first_invalid(line, (size_t)got);
-        if ((size_t)got != strlen(line)) { rc = attn_error("standard input: line %ld: contains a NUL byte", line_no); break; }
-        if (bad >= 0) { rc = attn_error("standard input: line %ld: invalid UTF-8 at byte %ld", line_no, bad + 1); break; }
+        char *line;
+        size_t len;
+        int got = line_stream_next(in, &line, &len);
+        if (got <= 0) return got < 0 ? -1 : c->n;
         char *tab = strchr(line, '\t');
-        if (!tab) { rc = attn_error("standard input: line %ld: no tab: expected 'source<TAB>target'", line_no); break; }
+        if (!tab) return attn_error("%s:%ld: no tab (expected source<TAB>target)", in->name, in->line_no);
         *tab = '\0';
-        if (strchr(tab + 1, '\t')) { rc = attn_error("standard input: line %ld: more than one tab", line_no); break; }
-        if (encode_side(c, 2 * c->n, dm, dm->src_tok, line, line_no, "source") != 0 ||
-            encode_side(c, 2 * c->n + 1, dm, dm->tgt_tok, tab + 1, line_no, "target") != 0) { rc = -1; break; }
+        if (strchr(tab + 1, '\t'))
+            return attn_error("%s:%ld: more than one tab (expected source<TAB>target)", in->name, in->line_no);
+        if (encode_side(c, 2 * c->n, dm, dm->src_tok, line, in, "source") != 0 ||
+            encode_side(c, 2 * c->n + 1, dm, dm->tgt_tok, tab + 1, in, "target") != 0) return -1;
         c->n++;
     }
-    free(line);
-    if (rc == 0 && ferror(in)) rc = attn_error("standard input: read error");
-    return rc != 0 ? -1 : c->n;
+    return c->n;
 }
 
 int cmd_score(int argc, char **argv) {
     const char *model_path = NULL, *v;
     long batch = 16, max_len = 0, threads = 0;
     for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) { fputs(score_usage, stdout); return 0; }
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) { fputs(score_usage, stdout); return stdout_flush(); }
         if (!strcmp(argv[i], "--model")) { if (flag_value(argc, argv, &i, &model_path)) return -1; }
         else if (!strcmp(argv[i], "--batch-size")) {
             if (flag_value(argc, argv, &i, &v) || parse_int_flag("--batch-size", v, 1, 4096, &batch)) return -1;
@@ -95,6 +87,7 @@ int cmd_score(int argc, char **argv) {
         }
     }
     if (!model_path) return attn_error("score needs --model FILE (try attn score --help)");
+    if (stdout_check_open() != 0) return -1;
     if (threads > 0 && threads_set((int)threads) != 0) return -1;
     DecodeModel dm;
     if (decode_model_open(&dm, model_path, (int)batch, (int)max_len, 1) != 0) return -1;
@@ -103,10 +96,11 @@ int cmd_score(int argc, char **argv) {
     const int **src = malloc_check((size_t)batch * sizeof(int *)), **tgt = malloc_check((size_t)batch * sizeof(int *));
     int *src_len = malloc_check((size_t)batch * sizeof(int)), *tgt_len = malloc_check((size_t)batch * sizeof(int));
     double *nll = malloc_check((size_t)batch * sizeof(double));
-    long first_line = 1;
+    LineStream in;
+    line_stream_init(&in, stdin, "standard input", 0);
     int rc = 0;
     for (;;) {
-        int n = pair_chunk_read(&c, stdin, first_line, &dm);
+        int n = pair_chunk_read(&c, &in, &dm);
         if (n <= 0) { rc = n; break; }
         for (int i = 0; i < n; i++) {
             src[i] = c.ids[2 * i]; src_len[i] = c.len[2 * i];
@@ -114,9 +108,9 @@ int cmd_score(int argc, char **argv) {
         }
         if ((rc = score_pairs(&dm.model, src, src_len, tgt, tgt_len, n, nll, NULL)) != 0) break;
         for (int i = 0; i < n; i++) printf("%.6f\n", nll[i]);
-        fflush(stdout);
-        first_line += n;
+        if ((rc = stdout_flush()) != 0) break;  // per chunk: the output streams
     }
+    line_stream_free(&in);
     free(src); free(tgt); free(src_len); free(tgt_len); free(nll);
     pair_chunk_free(&c);
     decode_model_close(&dm);

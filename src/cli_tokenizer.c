@@ -7,8 +7,8 @@
 #include <time.h>
 #include "cli.h"
 #include "common.h"
+#include "data.h"
 #include "tokenizer.h"
-#include "utf8.h"
 
 static const char usage_text[] =
     "usage: attn tokenizer learn --type bpe|char|word --vocab-size N --out TOKFILE [flags] FILE...\n"
@@ -35,13 +35,6 @@ static const char usage_text[] =
     "decode: space-separated pieces (or ids with --ids) on stdin; text on stdout.\n"
     "  Stops at </s>, skips <pad> and <s>; <unk> becomes U+2047.\n";
 
-// Re-records the last error with "stdin: line N: " in front.
-static int line_error(long line_no) {
-    char why[512];
-    snprintf(why, sizeof why, "%s", attn_last_error());
-    return attn_error("stdin: line %ld: %s", line_no, why);
-}
-
 static int unknown_flag(const char *action, const char *flag) {
     return attn_error("tokenizer %s: unknown flag '%s' (try attn tokenizer --help)", action, flag);
 }
@@ -49,11 +42,13 @@ static int unknown_flag(const char *action, const char *flag) {
 // ----------------------------------------------------------------------------
 // learn
 
+// The text to learn from: every tab-separated column of every line of the
+// files, as views into the files' buffers.
 typedef struct {
-    char **lines;  // (n) views into the files' buffers
+    char **lines;       // (n) the columns
     long n, cap;
-    char **buffers;
-    int n_buffers;
+    DataLines *files;   // (n_files)
+    int n_files;
 } LineSet;
 
 static void lineset_add(LineSet *ls, char *line) {
@@ -65,38 +60,32 @@ static void lineset_add(LineSet *ls, char *line) {
 }
 
 static void lineset_free(LineSet *ls) {
-    for (int i = 0; i < ls->n_buffers; i++) free(ls->buffers[i]);
-    free(ls->buffers);
+    for (int i = 0; i < ls->n_files; i++) data_lines_free(&ls->files[i]);
+    free(ls->files);
     free(ls->lines);
 }
 
-// Reads a file's lines (each tab-separated column a line of its own) into ls,
-// in place: line ends and tabs become NULs.
-static int read_lines(LineSet *ls, const char *path) {
-    char *text;
-    size_t len;
-    if (read_file(path, &text, &len)) return -1;
-    ls->buffers = realloc_check(ls->buffers, (size_t)(ls->n_buffers + 1) * sizeof *ls->buffers);
-    ls->buffers[ls->n_buffers++] = text;
-    char *s = text, *end = text + len;
-    if (len >= 3 && memcmp(s, "\xEF\xBB\xBF", 3) == 0) s += 3;  // BOM
-    for (long line_no = 1; s < end; line_no++) {
-        char *nl = memchr(s, '\n', (size_t)(end - s));
-        char *line_end = nl ? nl : end;
-        if (line_end > s && line_end[-1] == '\r') line_end--;
-        if (memchr(s, '\0', (size_t)(line_end - s))) return attn_error("%s:%ld: NUL byte in a text file", path, line_no);
-        long bad = utf8_first_invalid(s, (size_t)(line_end - s));
-        if (bad >= 0) return attn_error("%s:%ld: invalid UTF-8 at byte %ld", path, line_no, bad + 1);
-        *line_end = '\0';
-        for (char *col = s;;) {
+// Reads a file's lines into ls, each tab-separated column a line of its own.
+static int lineset_read(LineSet *ls, const char *path) {
+    ls->files = realloc_check(ls->files, (size_t)(ls->n_files + 1) * sizeof *ls->files);
+    DataLines *file = &ls->files[ls->n_files];
+    if (data_lines_read(file, path)) return -1;
+    ls->n_files++;
+    for (int i = 0; i < file->n; i++) {
+        for (char *col = file->lines[i];;) {
             char *tab = strchr(col, '\t');
             if (tab) *tab = '\0';
             lineset_add(ls, col);
             if (!tab) break;
             col = tab + 1;
         }
-        s = nl ? nl + 1 : end;
     }
+    return 0;
+}
+
+static int lineset_has_text(const LineSet *ls) {
+    for (long i = 0; i < ls->n; i++)
+        if (ls->lines[i][0]) return 1;
     return 0;
 }
 
@@ -139,18 +128,18 @@ static int tokenizer_learn_cmd(int argc, char **argv) {
     TokenizerType type;
     TokenizerOptions opts;
     const char *out;
-    int first_file;
+    int first_file = 0;
     if (parse_learn_flags(argc, argv, &type, &opts, &out, &first_file)) return -1;
     double start = seconds_now();
     LineSet ls = {0};
-    for (int i = first_file; i < argc; i++) {
-        if (read_lines(&ls, argv[i])) { lineset_free(&ls); return -1; }
-    }
     int rc = 0;
+    for (int i = first_file; i < argc && rc == 0; i++) rc = lineset_read(&ls, argv[i]);
     Tokenizer *t = NULL;
-    if (ls.n == 0) rc = attn_error("tokenizer learn: no text to learn from in %s%s", argv[first_file], argc - first_file > 1 ? " ..." : "");
-    else if (tokenizer_learn(&t, type, (const char *const *)ls.lines, ls.n, &opts)) rc = -1;  // inputs were checked: no line errors
-    else rc = tokenizer_save(t, out);
+    if (rc == 0 && !lineset_has_text(&ls))
+        rc = attn_error("tokenizer learn: no text to learn from in %s%s (only blank lines)", argv[first_file],
+                        argc - first_file > 1 ? " ..." : "");
+    if (rc == 0) rc = tokenizer_learn(&t, type, (const char *const *)ls.lines, ls.n, &opts);  // inputs were checked: no line errors
+    if (rc == 0) rc = tokenizer_save(t, out);
     if (rc == 0)
         fprintf(stderr, "learned a %s tokenizer of %d pieces from %ld lines in %.2f s: %s\n",
                 tokenizer_type_name(type), tokenizer_vocab_size(t), ls.n, seconds_now() - start, out);
@@ -203,92 +192,90 @@ static void write_int(int v, FILE *out) {  // printf("%d") is a good part of enc
     while (n) putc_unlocked(buf[--n], out);
 }
 
-static int finish_output(void) {
-    if (fflush(stdout) != 0 || ferror(stdout)) return attn_error("stdout: write error");
-    return 0;
+// Writes the ids (or pieces) of one line, space-separated.
+static void write_encoded(const CodecFlags *f, const int *ids, int n, FILE *out) {
+    for (int i = 0; i < n; i++) {
+        if (i) putc_unlocked(' ', out);
+        if (f->ids_mode) write_int(ids[i], out);
+        else fputs(tokenizer_piece(f->tok, ids[i]), out);
+    }
+    putc_unlocked('\n', out);
 }
 
 static int tokenizer_encode_cmd(int argc, char **argv) {
     CodecFlags f;
-    if (parse_codec_flags(argc, argv, "encode", &f)) return -1;
+    if (stdout_check_open() || parse_codec_flags(argc, argv, "encode", &f)) return -1;
     Rng rng;
     rng_seed(&rng, (uint64_t)f.seed);
-    char *line = NULL;
-    size_t line_cap = 0;
+    LineStream in;
+    line_stream_init(&in, stdin, "standard input", 1);
     int *ids = NULL;
-    long ids_cap = 0, line_no = 0;
-    ssize_t len;
-    int rc = 0;
-    while ((len = getline(&line, &line_cap, stdin)) >= 0) {
-        line_no++;
-        if (len > 0 && line[len - 1] == '\n') line[--len] = '\0';
-        if ((size_t)len != strlen(line)) { rc = attn_error("stdin: line %ld: NUL byte", line_no); break; }
-        if (len + 1 > ids_cap) ids = realloc_check(ids, (size_t)(ids_cap = 2 * (len + 1)) * sizeof *ids);
+    size_t ids_cap = 0;
+    char *line;
+    size_t len;
+    int rc;
+    while ((rc = line_stream_next(&in, &line, &len)) > 0) {
+        if (len + 1 > ids_cap) ids = realloc_check(ids, (ids_cap = 2 * (len + 1)) * sizeof *ids);  // one id per byte at most
         int n = tokenizer_encode(f.tok, line, ids, (int)(len + 1), (float)f.dropout, &rng);
-        if (n < 0) { rc = line_error(line_no); break; }
-        for (int i = 0; i < n; i++) {
-            if (i) putc_unlocked(' ', stdout);
-            if (f.ids_mode) write_int(ids[i], stdout);
-            else fputs(tokenizer_piece(f.tok, ids[i]), stdout);
-        }
-        putc_unlocked('\n', stdout);
+        if (n < 0) { rc = attn_error("%s:%ld: %s", in.name, in.line_no, attn_last_error()); break; }
+        write_encoded(&f, ids, n, stdout);
     }
-    if (rc == 0 && ferror(stdin)) rc = attn_error("stdin: read error");
-    if (rc == 0) rc = finish_output();
-    free(line);
+    if (rc == 0) rc = stdout_flush();
+    line_stream_free(&in);
     free(ids);
     tokenizer_free(f.tok);
     return rc;
 }
 
 // Parses one space-separated token of a decode line into an id.
-static int token_to_id(const CodecFlags *f, const char *token, long line_no, int *id) {
+static int token_to_id(const CodecFlags *f, const char *token, const LineStream *in, int *id) {
     if (!f->ids_mode) {
         *id = tokenizer_piece_id(f->tok, token);
-        if (*id < 0) return attn_error("stdin: line %ld: unknown piece '%s'", line_no, token);
+        if (*id < 0) return attn_error("%s:%ld: unknown piece '%s'", in->name, in->line_no, token);
         return 0;
     }
     char *end;
     long v = strtol(token, &end, 10);
     if (*end || end == token || v < 0 || v >= tokenizer_vocab_size(f->tok))
-        return attn_error("stdin: line %ld: bad id '%s' (expected an integer in [0, %d))", line_no, token, tokenizer_vocab_size(f->tok));
+        return attn_error("%s:%ld: bad id '%s' (expected an integer in [0, %d))", in->name, in->line_no, token,
+                          tokenizer_vocab_size(f->tok));
     *id = (int)v;
+    return 0;
+}
+
+// Splits a decode line at spaces (runs of spaces are one separator) into
+// ids[0..*n); ids must hold len / 2 + 1.
+static int line_to_ids(const CodecFlags *f, char *line, const LineStream *in, int *ids, int *n) {
+    *n = 0;
+    for (char *tok = line, *sp; *tok; tok = sp ? sp + 1 : tok + strlen(tok)) {
+        sp = strchr(tok, ' ');
+        if (sp) *sp = '\0';
+        if (*tok && token_to_id(f, tok, in, &ids[(*n)++]) != 0) return -1;
+    }
     return 0;
 }
 
 static int tokenizer_decode_cmd(int argc, char **argv) {
     CodecFlags f;
-    if (parse_codec_flags(argc, argv, "decode", &f)) return -1;
-    char *line = NULL, *text = NULL;
-    size_t line_cap = 0, text_cap = 0;
-    int *ids = NULL;
-    long ids_cap = 0, line_no = 0;
-    ssize_t len;
-    int rc = 0;
-    while (rc == 0 && (len = getline(&line, &line_cap, stdin)) >= 0) {
-        line_no++;
-        if (len > 0 && line[len - 1] == '\n') line[--len] = '\0';
-        if ((size_t)len != strlen(line)) { rc = attn_error("stdin: line %ld: NUL byte", line_no); break; }
-        long bad = utf8_first_invalid(line, (size_t)len);
-        if (bad >= 0) { rc = attn_error("stdin: line %ld: invalid UTF-8 at byte %ld", line_no, bad + 1); break; }
-        if (len / 2 + 1 > ids_cap) ids = realloc_check(ids, (size_t)(ids_cap = len + 2) * sizeof *ids);
-        int n = 0;
-        for (char *tok = line, *sp; rc == 0 && *tok; tok = sp ? sp + 1 : tok + strlen(tok)) {
-            sp = strchr(tok, ' ');
-            if (sp) *sp = '\0';
-            if (*tok) rc = token_to_id(&f, tok, line_no, &ids[n++]);  // runs of spaces are one separator
-        }
-        if (rc) break;
+    if (stdout_check_open() || parse_codec_flags(argc, argv, "decode", &f)) return -1;
+    LineStream in;
+    line_stream_init(&in, stdin, "standard input", 1);
+    char *text = NULL, *line;
+    size_t text_cap = 0, ids_cap = 0, len;
+    int *ids = NULL, rc;
+    while ((rc = line_stream_next(&in, &line, &len)) > 0) {
+        if (len / 2 + 1 > ids_cap) ids = realloc_check(ids, (ids_cap = len + 2) * sizeof *ids);
+        int n;
+        if ((rc = line_to_ids(&f, line, &in, ids, &n)) != 0) break;
         size_t need = (size_t)n * (size_t)tokenizer_max_piece_bytes(f.tok) + 1;
         if (need > text_cap) text = realloc_check(text, text_cap = need);
         int out_len = tokenizer_decode(f.tok, ids, n, text, text_cap);
-        if (out_len < 0) { rc = line_error(line_no); break; }
+        if (out_len < 0) { rc = attn_error("%s:%ld: %s", in.name, in.line_no, attn_last_error()); break; }
         fwrite(text, 1, (size_t)out_len, stdout);
         putc_unlocked('\n', stdout);
     }
-    if (rc == 0 && ferror(stdin)) rc = attn_error("stdin: read error");
-    if (rc == 0) rc = finish_output();
-    free(line);
+    if (rc == 0) rc = stdout_flush();
+    line_stream_free(&in);
     free(text);
     free(ids);
     tokenizer_free(f.tok);
@@ -299,7 +286,7 @@ int cmd_tokenizer(int argc, char **argv) {
     if (argc < 2) return attn_error("tokenizer: missing action: learn, encode or decode (try attn tokenizer --help)");
     const char *action = argv[1];
     for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) { fputs(usage_text, stdout); return 0; }
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) { fputs(usage_text, stdout); return stdout_flush(); }
     }
     if (!strcmp(action, "learn")) return tokenizer_learn_cmd(argc, argv);
     if (!strcmp(action, "encode")) return tokenizer_encode_cmd(argc, argv);

@@ -6,9 +6,9 @@
 #include <string.h>
 #include "cli.h"
 #include "common.h"
+#include "data.h"
 #include "decode.h"
 #include "threads.h"
-#include "utf8.h"
 
 static const char *translate_usage =
     "usage: attn translate --model M [flags] < SOURCE > OUTPUT\n"
@@ -76,7 +76,6 @@ static int parse_translate_args(int argc, char **argv, TranslateArgs *a, int *he
 // Input chunks
 
 typedef struct {
-    char **lines;     // (n) without '\n'
     int **ids;        // (n) source ids
     int *len, *cap;   // (n)
     int n, max;
@@ -85,44 +84,33 @@ typedef struct {
 static void chunk_init(Chunk *c, int max) {
     memset(c, 0, sizeof *c);
     c->max = max;
-    c->lines = calloc_check((size_t)max, sizeof(char *));
     c->ids = calloc_check((size_t)max, sizeof(int *));
     c->len = calloc_check((size_t)max, sizeof(int));
     c->cap = calloc_check((size_t)max, sizeof(int));
 }
 
 static void chunk_free(Chunk *c) {
-    for (int i = 0; i < c->max; i++) { free(c->lines[i]); free(c->ids[i]); }
-    free(c->lines); free(c->ids); free(c->len); free(c->cap);
+    for (int i = 0; i < c->max; i++) free(c->ids[i]);
+    free(c->ids); free(c->len); free(c->cap);
 }
 
-// Reads up to c->max lines (line numbers from first_line) and encodes them;
-// a source longer than max_tokens is truncated with a warning on stderr.
-// Returns the number read (0 at end of input) or -1 on bad input.
-static int chunk_read(Chunk *c, FILE *in, long first_line, const DecodeModel *dm, int max_tokens) {
+// Reads up to c->max lines and encodes them; a source longer than
+// max_tokens is truncated with a warning on stderr. Returns the number read
+// (0 at the end of the input) or -1 on bad input.
+static int chunk_read(Chunk *c, LineStream *in, const DecodeModel *dm, int max_tokens) {
     c->n = 0;
-    size_t line_cap = 0;
     while (c->n < c->max) {
-        char **line = &c->lines[c->n];
-        free(*line);
-        *line = NULL;
-        line_cap = 0;
-        ssize_t got = getline(line, &line_cap, in);
-        if (got < 0) break;
-        if (got > 0 && (*line)[got - 1] == '\n') (*line)[--got] = '\0';
-        if (got > 0 && (*line)[got - 1] == '\r') (*line)[--got] = '\0';
-        long line_no = first_line + c->n;
-        if ((size_t)got != strlen(*line)) return attn_error("standard input: line %ld: contains a NUL byte", line_no);
-        long bad = utf8_first_invalid(*line, (size_t)got);
-        if (bad >= 0) return attn_error("standard input: line %ld: invalid UTF-8 at byte %ld", line_no, bad + 1);
+        char *line;
+        size_t len;
+        int got = line_stream_next(in, &line, &len);
+        if (got <= 0) return got < 0 ? -1 : c->n;
         int dropped;
-        int n = decode_encode_text(dm, dm->src_tok, *line, max_tokens, &c->ids[c->n], &c->cap[c->n], &dropped);
-        if (n < 0) return attn_error("standard input: line %ld: %s", line_no, attn_last_error());
+        int n = decode_encode_text(dm, dm->src_tok, line, max_tokens, &c->ids[c->n], &c->cap[c->n], &dropped);
+        if (n < 0) return attn_error("%s:%ld: %s", in->name, in->line_no, attn_last_error());
         if (dropped > 0)
-            fprintf(stderr, "attn: warning: line %ld: source of %d tokens truncated to %d\n", line_no, n + dropped, n);
+            fprintf(stderr, "attn: warning: line %ld: source of %d tokens truncated to %d\n", in->line_no, n + dropped, n);
         c->len[c->n++] = n;
     }
-    if (ferror(in)) return attn_error("standard input: read error");
     return c->n;
 }
 
@@ -186,16 +174,18 @@ static int print_results(const TranslateArgs *a, const DecodeModel *dm, const Ch
         }
         if (attn_out && !empty) write_attention(attn_out, index, dm, c->ids[i], c->len[i], &res[i].hyps[0], res[i].src_len);
     }
-    fflush(stdout);
-    if (attn_out) fflush(attn_out);
-    return 0;
+    // Flushed per chunk, so that output streams; errors end the run here.
+    if (attn_out && (fflush(attn_out) != 0 || ferror(attn_out)))
+        return attn_error("%s: write error (the attention file is incomplete)", a->attention_path);
+    return stdout_flush();
 }
 
 int cmd_translate(int argc, char **argv) {
     TranslateArgs a;
     int help;
     if (parse_translate_args(argc, argv, &a, &help) != 0) return -1;
-    if (help) { fputs(translate_usage, stdout); return 0; }
+    if (help) { fputs(translate_usage, stdout); return stdout_flush(); }
+    if (stdout_check_open() != 0) return -1;
     if (a.threads > 0 && threads_set(a.threads) != 0) return -1;
     DecodeModel dm;
     if (decode_model_open(&dm, a.model_path, a.opt.batch_size, a.max_src_len > 0 ? a.max_src_len + 1 : 0, 0) != 0)
@@ -210,9 +200,11 @@ int cmd_translate(int argc, char **argv) {
     Chunk c;
     chunk_init(&c, a.buffer_size);
     DecodeResult *res = calloc_check((size_t)a.buffer_size, sizeof(DecodeResult));
+    LineStream in;
+    line_stream_init(&in, stdin, "standard input", 0);
     long first_line = 1;
     while (rc == 0) {
-        int n = chunk_read(&c, stdin, first_line, &dm, dm.max_len - 1);
+        int n = chunk_read(&c, &in, &dm, dm.max_len - 1);
         if (n <= 0) { rc = n; break; }
         rc = translator_run(tr, (const int *const *)c.ids, c.len, n, first_line - 1, res);
         if (rc == 0) rc = print_results(&a, &dm, &c, first_line, res, attn_out);
@@ -220,9 +212,11 @@ int cmd_translate(int argc, char **argv) {
         first_line += n;
     }
     free(res);
+    line_stream_free(&in);
     chunk_free(&c);
     translator_free(tr);
-    if (attn_out) fclose(attn_out);
+    if (attn_out && fclose(attn_out) != 0 && rc == 0)
+        rc = attn_error("%s: write error (the attention file is incomplete)", a.attention_path);
     decode_model_close(&dm);
     return rc;
 }

@@ -56,27 +56,47 @@ char *strdup_check_(const char *s, const char *file, int line) {
     return p;
 }
 
+int read_stream(FILE *f, const char *name, char **data, size_t *len) {
+    size_t cap = 1 << 16, n = 0;
+    char *buf = malloc_check(cap);
+    for (;;) {  // until EOF: pipes and files that grow have no size to trust
+        if (n + 1 >= cap) buf = realloc_check(buf, cap *= 2);
+        size_t got = fread(buf + n, 1, cap - n - 1, f);
+        n += got;
+        if (got == 0) break;
+    }
+    if (ferror(f)) {
+        int e = errno;
+        free(buf);
+        return attn_error("%s: read error: %s", name, strerror(e));
+    }
+    buf[n] = '\0';
+    *data = buf;
+    *len = n;
+    return 0;
+}
+
 int read_file(const char *path, char **data, size_t *len) {
     struct stat st;
     if (stat(path, &st) != 0) return attn_error("%s: %s", path, strerror(errno));
     if (S_ISDIR(st.st_mode)) return attn_error("%s: is a directory, expected a file", path);
     FILE *f = fopen(path, "rb");
     if (!f) return attn_error("%s: %s", path, strerror(errno));
-    size_t cap = st.st_size > 0 ? (size_t)st.st_size + 1 : 4096, n = 0;
-    char *buf = malloc_check(cap);
-    for (;;) {  // read until EOF: works for pipes and files that grow
-        if (n + 1 >= cap) buf = realloc_check(buf, cap *= 2);
-        size_t got = fread(buf + n, 1, cap - n - 1, f);
-        n += got;
-        if (got == 0) break;
-    }
-    int bad = ferror(f);
+    int rc = read_stream(f, path, data, len);
     fclose(f);
-    if (bad) { free(buf); return attn_error("%s: read error", path); }
-    buf[n] = '\0';
-    *data = buf;
-    *len = n;
+    return rc;
+}
+
+int stdout_check_open(void) {
+    if (fcntl(STDOUT_FILENO, F_GETFD) == -1) return attn_error("standard output is closed; redirect it to a file");
     return 0;
+}
+
+int stdout_flush(void) {
+    errno = 0;
+    if (fflush(stdout) == 0 && !ferror(stdout)) return 0;
+    int e = errno;
+    return attn_error("standard output: write error%s%s (the output is incomplete)", e ? ": " : "", e ? strerror(e) : "");
 }
 
 static int fsync_dir_of(const char *path) {

@@ -7,6 +7,7 @@
 #define ATTN_COMMON_H
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #define ATTN_VERSION "0.1.0"
 
@@ -29,11 +30,20 @@ char *strdup_check_(const char *s, const char *file, int line);
 // Reads a whole regular file into a NUL-terminated buffer; *len gets its size.
 // Fails with a clear message for a missing file, a directory, or an I/O error.
 int read_file(const char *path, char **data, size_t *len);
+// Reads an open stream (stdin) to its end the same way; `name` is for errors.
+int read_stream(FILE *f, const char *name, char **data, size_t *len);
 
 // Writes atomically: a temp file beside `path`, fsync, rename over `path`,
 // fsync of the directory. `path` is either the old or the new file, never torn.
 // Fails when `path` exists and is not a regular file (a device, a directory).
 int write_file_atomic(const char *path, const void *data, size_t len);
+
+// For commands whose results go to stdout. stdout_check_open() first: with
+// descriptor 1 closed, the next open() would take it and the results would
+// land in that file. stdout_flush() last: it flushes, and output lost to a
+// full disk or a closed descriptor becomes an error instead of exit status 0.
+int stdout_check_open(void);
+int stdout_flush(void);
 
 // A growable NUL-terminated string, for building JSON, metadata and output.
 typedef struct { char *data; size_t len, cap; } StrBuf;

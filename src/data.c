@@ -3,45 +3,55 @@
 #include "common.h"
 #include "rng.h"
 #include "utf8.h"
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
 // ----------------------------------------------------------------------------
 // Lines of a text file
 
-static int check_line(const char *path, int line_no, const char *s, size_t n) {
+static int check_line(const char *name, long line_no, const char *s, size_t n) {
     if (n > DATA_MAX_LINE_BYTES)
-        return attn_error("%s:%d: line is %zu bytes, over the limit of %d bytes (is this a text file with one pair a line?)",
-                          path, line_no, n, DATA_MAX_LINE_BYTES);
+        return attn_error("%s:%ld: line is %zu bytes, over the limit of %d bytes (is this a text file with one pair a line?)",
+                          name, line_no, n, DATA_MAX_LINE_BYTES);
     const char *nul = memchr(s, '\0', n);
-    if (nul) return attn_error("%s:%d:%ld: NUL byte (is this a binary file?)", path, line_no, (long)(nul - s) + 1);
+    if (nul) return attn_error("%s:%ld:%ld: NUL byte (is this a binary file?)", name, line_no, (long)(nul - s) + 1);
     long bad = utf8_first_invalid(s, n);
     if (bad >= 0)
-        return attn_error("%s:%d:%ld: invalid UTF-8 (byte 0x%02X); convert the file to UTF-8 (e.g. iconv -f latin1 -t utf-8)",
-                          path, line_no, bad + 1, (unsigned)(unsigned char)s[bad]);
+        return attn_error("%s:%ld:%ld: invalid UTF-8 (byte 0x%02X); convert the file to UTF-8 (e.g. iconv -f latin1 -t utf-8)",
+                          name, line_no, bad + 1, (unsigned)(unsigned char)s[bad]);
     return 0;
+}
+
+static size_t bom_bytes(const char *s, size_t n) {
+    return n >= 3 && memcmp(s, "\xEF\xBB\xBF", 3) == 0 ? 3 : 0;
+}
+
+// Cuts the line end ("\n", "\r\n", or a final "\r") off s[0..*n), writing NULs.
+static void cut_line_end(char *s, size_t *n) {
+    if (*n > 0 && s[*n - 1] == '\n') s[--*n] = '\0';
+    if (*n > 0 && s[*n - 1] == '\r') s[--*n] = '\0';
 }
 
 int data_lines_read(DataLines *tl, const char *path) {
     memset(tl, 0, sizeof *tl);
+    int from_stdin = !strcmp(path, "-");
+    const char *name = from_stdin ? "standard input" : path;
     char *text;
     size_t len;
-    if (read_file(path, &text, &len) != 0) return -1;
-    size_t start = 0;
-    if (len >= 3 && memcmp(text, "\xEF\xBB\xBF", 3) == 0) start = 3;  // UTF-8 BOM
-    if (len - start == 0) { free(text); return attn_error("%s: empty file", path); }
+    if ((from_stdin ? read_stream(stdin, name, &text, &len) : read_file(path, &text, &len)) != 0) return -1;
+    size_t pos = bom_bytes(text, len);
+    if (len - pos == 0) { free(text); return attn_error("%s: empty file", name); }
     int cap = 1024;
     char **lines = malloc_check(sizeof(char *) * (size_t)cap);
     int n = 0;
-    size_t pos = start;
     while (pos < len) {
         char *s = text + pos;
         char *nl = memchr(s, '\n', len - pos);
-        size_t n_bytes = nl ? (size_t)(nl - s) : len - pos;
-        pos += n_bytes + (nl ? 1 : 0);
-        if (n_bytes > 0 && s[n_bytes - 1] == '\r') n_bytes--;  // CRLF
-        if (check_line(path, n + 1, s, n_bytes) != 0) { free(lines); free(text); return -1; }
-        s[n_bytes] = '\0';
+        size_t n_bytes = nl ? (size_t)(nl - s) + 1 : len - pos;
+        pos += n_bytes;
+        cut_line_end(s, &n_bytes);
+        if (check_line(name, n + 1, s, n_bytes) != 0) { free(lines); free(text); return -1; }
         if (n == cap) lines = realloc_check(lines, sizeof(char *) * (size_t)(cap *= 2));
         lines[n++] = s;
     }
@@ -55,6 +65,40 @@ void data_lines_free(DataLines *tl) {
     free(tl->lines);
     free(tl->text);
     memset(tl, 0, sizeof *tl);
+}
+
+void line_stream_init(LineStream *ls, FILE *in, const char *name, int exact) {
+    memset(ls, 0, sizeof *ls);
+    ls->in = in;
+    ls->name = name;
+    ls->exact = exact;
+}
+
+int line_stream_next(LineStream *ls, char **line, size_t *len) {
+    errno = 0;
+    ssize_t got = getline(&ls->buf, &ls->cap, ls->in);
+    if (got < 0) {
+        if (ferror(ls->in)) return attn_error("%s: read error: %s", ls->name, strerror(errno ? errno : EIO));
+        return 0;
+    }
+    ls->line_no++;
+    size_t n = (size_t)got, skip = 0;
+    if (ls->exact) {
+        if (n > 0 && ls->buf[n - 1] == '\n') ls->buf[--n] = '\0';
+    } else {
+        cut_line_end(ls->buf, &n);
+        if (ls->line_no == 1) skip = bom_bytes(ls->buf, n);
+    }
+    if (check_line(ls->name, ls->line_no, ls->buf + skip, n - skip) != 0) return -1;
+    *line = ls->buf + skip;
+    *len = n - skip;
+    return 1;
+}
+
+void line_stream_free(LineStream *ls) {
+    free(ls->buf);
+    ls->buf = NULL;
+    ls->cap = 0;
 }
 
 // ----------------------------------------------------------------------------

@@ -6,6 +6,7 @@
 #define ATTN_DATA_H
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 // The longest accepted input line, in bytes. Longer lines are an error that
 // names the file and line: a multi-megabyte "sentence" is a broken file, and
@@ -14,12 +15,15 @@
 
 // ----------------------------------------------------------------------------
 // Lines of a text file
+//
+// Every command reads text lines through these two readers, so all of them
+// accept and refuse the same input: a leading BOM is skipped, CRLF is a line
+// end, a missing final newline is fine; invalid UTF-8 (with the byte column),
+// a NUL byte and a line over DATA_MAX_LINE_BYTES are errors of one line,
+// "NAME:LINE[:COLUMN]: ...". NAME is the path, or "standard input".
 
-// All lines of a UTF-8 text file, each NUL-terminated, without the line end.
-// A leading BOM is skipped, CRLF is accepted as a line end, a missing final
-// newline is fine. Errors (each one line, "FILE:LINE: ..."): missing file,
-// directory, empty file, invalid UTF-8 (with the byte column), a NUL byte, a
-// line over DATA_MAX_LINE_BYTES.
+// All lines of a file ("-" is standard input), each NUL-terminated, without
+// the line end. Also fails on a missing file, a directory, an empty file.
 typedef struct {
     char **lines;   // (n) views into `text`
     int n;
@@ -28,6 +32,24 @@ typedef struct {
 
 int data_lines_read(DataLines *tl, const char *path);
 void data_lines_free(DataLines *tl);
+
+// One line at a time from a stream, for commands that answer as they read.
+// With `exact`, only the '\n' is cut: a CR before it and a BOM stay part of
+// the text (the tokenizer's encode/decode round-trip any bytes).
+typedef struct {
+    FILE *in;
+    const char *name;   // for errors
+    int exact;
+    long line_no;       // of the line last returned, 1-based
+    char *buf;          // getline's buffer
+    size_t cap;
+} LineStream;
+
+void line_stream_init(LineStream *ls, FILE *in, const char *name, int exact);
+// Sets *line (NUL-terminated, valid until the next call) and *len to the next
+// line; returns 1, or 0 at the end of the input, -1 on an error.
+int line_stream_next(LineStream *ls, char **line, size_t *len);
+void line_stream_free(LineStream *ls);
 
 // ----------------------------------------------------------------------------
 // Parallel text

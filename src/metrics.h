@@ -132,18 +132,4 @@ double token_loss(const TokenStats *st);        // nll_sum / tokens
 double token_perplexity(const TokenStats *st);  // exp(loss)
 double token_accuracy(const TokenStats *st);    // 0..100
 
-// ---------------------------------------------------------------------------
-// Hypothesis and reference files: one segment per line.
-
-typedef struct {
-    char **lines;        // n pointers into data, '\n' (and a trailing '\r') removed
-    int n;
-    char *data;
-} TextLines;
-
-// Reads every line of `path` ("-" is stdin). A last line without '\n' counts;
-// invalid UTF-8 is an error naming the file and line.
-int text_lines_read(TextLines *t, const char *path);
-void text_lines_free(TextLines *t);
-
 #endif

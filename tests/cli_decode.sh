@@ -57,13 +57,13 @@ else fail "beam score $beam_score vs attn score $(cat "$dir/nll")"; fi
 # score: one number per line; truncation; errors
 printf 'abc\tabc\nab\tba\n\t\na\t\n' | "$ATTN" score --model "$model" > "$dir/scores"
 check "score prints one NLL per line" "$(grep -cE '^[0-9]+\.[0-9]{6}$' "$dir/scores")" 4
-expect_error "score: a line without a tab is an error naming it" "line 2: no tab" \
+expect_error "score: a line without a tab is an error naming it" "standard input:2: no tab" \
     sh -c "printf 'abc\tabc\nabc\n' | '$ATTN' score --model '$model'"
-expect_error "score: invalid UTF-8 names the line" "line 1: invalid UTF-8" \
+expect_error "score: invalid UTF-8 names the line" "standard input:1:2: invalid UTF-8" \
     sh -c "printf 'a\377\tb\n' | '$ATTN' score --model '$model'"
 
 # translate: invalid UTF-8, very long lines, bad flags, missing files
-expect_error "translate: invalid UTF-8 names the line" "line 2: invalid UTF-8" \
+expect_error "translate: invalid UTF-8 names the line" "standard input:2:3: invalid UTF-8" \
     sh -c "printf 'abc\nab\300\n' | '$ATTN' translate --model '$model'"
 awk 'BEGIN { for (i = 0; i < 5000; i++) printf "abcdefgh"; print "" }' > "$dir/long"
 "$ATTN" translate --model "$model" < "$dir/long" > "$dir/long.out" 2> "$dir/long.err"
@@ -126,8 +126,36 @@ printf 'abc\tabc\nabc\tabd\n' > "$dir/multi.tsv"
 "$ATTN" eval --model "$model" --data "$dir/multi.tsv" --metrics wer,per > "$dir/multi.out"
 check "eval groups equal sources into one segment with two references" \
     "$(grep -c '(2 pairs, 1 segments)' "$dir/multi.out")" 1
-expect_error "eval: missing tab names the line" "line 2: no tab" \
+expect_error "eval: missing tab names the line" "bad.tsv:2: no tab" \
     sh -c "printf 'a\ta\nb\n' > '$dir/bad.tsv'; '$ATTN' eval --model '$model' --data '$dir/bad.tsv'"
 expect_error "eval: unknown metric" "unknown metric 'bleurt'" "$ATTN" eval --model "$model" --data "$dir/eval.tsv" --metrics bleurt
+expect_error "eval: --max-len is the input cap, checked" "bad value for --max-len" "$ATTN" eval --model "$model" --data "$dir/eval.tsv" --max-len 1
+
+# a BOM and CRLF line ends read as in every other command
+printf '\357\273\277abc\r\nhgfe\r\n' | "$ATTN" translate --model "$model" > "$dir/bom.out"
+check "translate: a BOM and CRLF are not part of the source" "$(cat "$dir/bom.out")" "$(printf 'abc\nhgfe\n' | "$ATTN" translate --model "$model")"
+check "score: a BOM is not part of the source" "$(printf '\357\273\277abc\tabc\n' | "$ATTN" score --model "$model")" \
+    "$(printf 'abc\tabc\n' | "$ATTN" score --model "$model")"
+
+# corrupt model files: one line naming the problem once
+printf '\010\000\000\000\000\000\000\000{"a":   ' > "$dir/badjson.safetensors"
+expect_error "translate: a corrupt header names the problem" "badjson.safetensors: corrupt safetensors header: unexpected end" \
+    "$ATTN" translate --model "$dir/badjson.safetensors"
+check "the error names the file once" "$(grep -o 'corrupt safetensors header' "$dir/err" | wc -l)" 1
+head -c 5000 "$model" > "$dir/truncated.safetensors"
+expect_error "score: a truncated model" "truncated.safetensors" "$ATTN" score --model "$dir/truncated.safetensors"
+expect_error "eval: a tokenizer given as the model" "not a safetensors file" "$ATTN" eval --model "$dir/run/src.tokenizer" --data "$dir/eval.tsv"
+
+# output that cannot be written is an error, never exit 0
+echo abc > "$dir/one"
+"$ATTN" translate --model "$model" --attention "$dir/attn2.jsonl" < "$dir/one" >&- 2> "$dir/err"
+check "translate with stdout closed fails" "$? $(grep -c '^attn: standard output is closed' "$dir/err")" "1 1"
+check "... and writes no translation into another file" "$(cat "$dir/attn2.jsonl" 2>/dev/null | grep -vc '^{')" 0
+if [ -c /dev/full ]; then
+    expect_error "translate to a full disk" "standard output: write error" sh -c "'$ATTN' translate --model '$model' < '$dir/src' > /dev/full"
+    expect_error "translate: attention to a full disk" "/dev/full: write error" sh -c "'$ATTN' translate --model '$model' --attention /dev/full < '$dir/src'"
+    expect_error "score to a full disk" "standard output: write error" sh -c "printf 'a\tb\n' | '$ATTN' score --model '$model' > /dev/full"
+    expect_error "eval to a full disk" "standard output: write error" sh -c "'$ATTN' eval --model '$model' --data '$dir/eval.tsv' > /dev/full"
+fi
 
 [ $fails -eq 0 ]

@@ -46,13 +46,21 @@ expect_error "chrf mismatched line counts" "has 2 lines but reference" sh -c "'$
 expect_error "bleu without --ref" "at least one --ref" sh -c "'$ATTN' bleu < '$dir/hyp'"
 expect_error "bleu missing reference file" "$dir/nope" sh -c "'$ATTN' bleu -r '$dir/nope' < '$dir/hyp'"
 printf 'ok\nbad \377 byte\nok\n' > "$dir/bad"
-expect_error "bleu invalid UTF-8 names the line" "line 2: invalid UTF-8" sh -c "'$ATTN' bleu -r '$dir/ref1' < '$dir/bad'"
+expect_error "bleu invalid UTF-8 names the line" "standard input:2:5: invalid UTF-8" sh -c "'$ATTN' bleu -r '$dir/ref1' < '$dir/bad'"
 printf 'ok\nnul \000 byte\nok\n' > "$dir/nul"
-expect_error "bleu rejects a NUL byte naming the line" "line 2: contains a NUL byte" sh -c "'$ATTN' bleu -r '$dir/ref1' < '$dir/nul'"
+expect_error "bleu rejects a NUL byte naming the line" "standard input:2:5: NUL byte" sh -c "'$ATTN' bleu -r '$dir/ref1' < '$dir/nul'"
 expect_error "bleu bad flag value" "bad value for --smooth" sh -c "'$ATTN' bleu --smooth foo -r '$dir/ref1' < '$dir/hyp'"
 expect_error "chrf unknown flag" "unknown flag" sh -c "'$ATTN' chrf --frobnicate -r '$dir/ref1' < '$dir/hyp'"
 printf '' > "$dir/empty"
 expect_error "bleu empty input" "empty" sh -c "'$ATTN' bleu -r '$dir/empty' < '$dir/empty'"
+# a BOM is skipped, like a CRLF line end
+{ printf '\357\273\277'; cat "$dir/hyp"; } > "$dir/hyp_bom"
+check "bleu skips a BOM" "$("$ATTN" bleu -b -r "$dir/ref1" -r "$dir/ref2" < "$dir/hyp_bom")" "48.53"
+expect_error "bleu with stdout closed" "standard output is closed" sh -c "'$ATTN' bleu -r '$dir/ref1' < '$dir/hyp' >&-"
+if [ -c /dev/full ]; then
+    expect_error "bleu to a full disk" "standard output: write error" sh -c "'$ATTN' bleu -r '$dir/ref1' < '$dir/hyp' > /dev/full"
+    expect_error "chrf to a full disk" "standard output: write error" sh -c "'$ATTN' chrf -r '$dir/ref1' < '$dir/hyp' > /dev/full"
+fi
 "$ATTN" bleu --help | grep -q "usage: attn bleu" && pass "bleu --help" || fail "bleu --help"
 
 [ $fails -eq 0 ]

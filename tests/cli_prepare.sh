@@ -76,4 +76,12 @@ bad "three inputs" "too many inputs" "$sample" "$sample" "$sample"
 "$ATTN" prepare --out "$dir/notadir" "$sample" > /dev/null 2> "$dir/err"
 check "output path that is a file" "$? $(grep -c 'not a directory' "$dir/err")" "1 1"
 
+# the report on stdout must not be lost silently either
+"$ATTN" prepare --out "$dir/h" "$sample" >&- 2> "$dir/err"
+check "stdout closed: one-line error" "$? $(grep -c '^attn: standard output is closed' "$dir/err")" "1 1"
+if [ -c /dev/full ]; then
+    "$ATTN" prepare --out "$dir/i" "$sample" > /dev/full 2> "$dir/err"
+    check "stdout on a full disk: one-line error" "$? $(grep -c '^attn: standard output: write error' "$dir/err")" "1 1"
+fi
+
 [ $fails -eq 0 ]

@@ -75,9 +75,11 @@ expect_error "no input file" "no input FILE" $T learn --out "$dir/x.tok"
 expect_error "missing input file" "nope.txt" $T learn --out "$dir/x.tok" "$dir/nope.txt"
 expect_error "directory as input" "is a directory" $T learn --out "$dir/x.tok" "$dir"
 : > "$dir/empty.txt"
-expect_error "empty input" "no text to learn from" $T learn --out "$dir/x.tok" "$dir/empty.txt"
+expect_error "empty input" "empty.txt: empty file" $T learn --out "$dir/x.tok" "$dir/empty.txt"
+printf '\n\n' > "$dir/blank.txt"
+expect_error "only blank lines" "no text to learn from" $T learn --out "$dir/x.tok" "$dir/blank.txt"
 printf 'good line\nbad \377 line\n' > "$dir/bad.txt"
-expect_error "learn: invalid UTF-8 names file and line" "bad.txt:2: invalid UTF-8" $T learn --out "$dir/x.tok" "$dir/bad.txt"
+expect_error "learn: invalid UTF-8 names file and line" "bad.txt:2:5: invalid UTF-8" $T learn --out "$dir/x.tok" "$dir/bad.txt"
 expect_error "missing --tokenizer" "--tokenizer TOKFILE is required" $T encode
 expect_error "tokenizer file missing" "nope.tok" $T encode --tokenizer "$dir/nope.tok"
 expect_error "not a tokenizer" "not an attn tokenizer" $T encode --tokenizer "$dir/text"
@@ -86,11 +88,23 @@ expect_error "truncated tokenizer" "unexpected end" $T decode --tokenizer "$dir/
 expect_error "bad --dropout" "bad value for --dropout" $T encode --tokenizer "$dir/bpe.tok" --dropout 2
 expect_error "dropout on a char tokenizer" "needs a bpe tokenizer" $T encode --tokenizer "$dir/char.tok" --dropout 0.1
 cp "$dir/bad.txt" "$dir/stdin"
-expect_error "encode: invalid UTF-8 names the line" "line 2: invalid UTF-8 at byte 5" $T encode --tokenizer "$dir/bpe.tok"
+expect_error "encode: invalid UTF-8 names the line" "standard input:2:5: invalid UTF-8" $T encode --tokenizer "$dir/bpe.tok"
 printf '▁y ▁la\n▁y notapiece\n' > "$dir/stdin"
-expect_error "decode: unknown piece" "line 2: unknown piece 'notapiece'" $T decode --tokenizer "$dir/bpe.tok"
+expect_error "decode: unknown piece" "standard input:2: unknown piece 'notapiece'" $T decode --tokenizer "$dir/bpe.tok"
 printf '5 6\n7 99999\n' > "$dir/stdin"
-expect_error "decode: id out of range" "line 2: bad id '99999'" $T decode --tokenizer "$dir/bpe.tok" --ids
+expect_error "decode: id out of range" "standard input:2: bad id '99999'" $T decode --tokenizer "$dir/bpe.tok" --ids
+# outputs that cannot be written: never replaced, never exit 0
+mkfifo "$dir/fifo"
+expect_error "learn --out a FIFO is refused" "fifo: exists and is not a regular file" $T learn --type char --out "$dir/fifo" "$dir/phones"
+check "learn --out a FIFO leaves it a FIFO" "$([ -p "$dir/fifo" ] && echo fifo)" "fifo"
+expect_error "learn --out a directory is refused" "not a regular file" $T learn --type char --out "$dir" "$dir/phones"
+printf 'la tierra\n' > "$dir/stdin"
+expect_error "encode with stdout closed" "standard output is closed" sh -c "$T encode --tokenizer '$dir/bpe.tok' >&-"
+if [ -c /dev/full ]; then
+    expect_error "encode to a full disk" "standard output: write error" sh -c "$T encode --tokenizer '$dir/bpe.tok' > /dev/full"
+    printf '5 6\n' > "$dir/stdin"
+    expect_error "decode to a full disk" "standard output: write error" sh -c "$T decode --ids --tokenizer '$dir/bpe.tok' > /dev/full"
+fi
 check "help exits 0" "$("$ATTN" tokenizer --help > /dev/null; echo $?)" "0"
 
 [ $fails -eq 0 ]

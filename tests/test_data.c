@@ -216,9 +216,45 @@ static void test_split(void) {
     CHECK(rc == 0 && nv == 0 && nt == 0, "split: sizes 0 put everything in train");
 }
 
+// Reads every line of a stream of `bytes`; returns what line_stream_next
+// returned last (0 at the end, -1 on an error) and joins the lines with '|'.
+static int stream_lines(const char *bytes, size_t n, int exact, char *joined, size_t cap) {
+    FILE *f = fmemopen((void *)bytes, n, "r");
+    LineStream ls;
+    line_stream_init(&ls, f, "in", exact);
+    char *line;
+    size_t len;
+    int rc;
+    joined[0] = '\0';
+    while ((rc = line_stream_next(&ls, &line, &len)) > 0) {
+        if (joined[0]) strncat(joined, "|", cap - strlen(joined) - 1);
+        strncat(joined, line, cap - strlen(joined) - 1);
+    }
+    line_stream_free(&ls);
+    fclose(f);
+    return rc;
+}
+
+static void test_line_stream(void) {
+    char got[256];
+    static const char crlf[] = "\xEF\xBB\xBF" "one\r\ntwo\r\n\nlast";
+    int rc = stream_lines(crlf, sizeof crlf - 1, 0, got, sizeof got);
+    CHECK(rc == 0 && !strcmp(got, "one|two||last"), "stream: BOM skipped, CR cut, blank line kept, last line without newline: '%s'", got);
+    rc = stream_lines(crlf, sizeof crlf - 1, 1, got, sizeof got);
+    CHECK(rc == 0 && !strcmp(got, "\xEF\xBB\xBF" "one\r|two\r||last"), "stream exact: BOM and CR kept");
+    static const char bad[] = "fine\nab\xC3(x\n";
+    rc = stream_lines(bad, sizeof bad - 1, 0, got, sizeof got);
+    CHECK(rc < 0 && error_has("in:2:3: invalid UTF-8 (byte 0xC3)"), "stream: invalid UTF-8 names line and column: %s", attn_last_error());
+    rc = stream_lines("a\nb\0c\n", 6, 1, got, sizeof got);
+    CHECK(rc < 0 && error_has("in:2:2: NUL byte"), "stream: NUL byte names line and column: %s", attn_last_error());
+    rc = stream_lines("", 0, 0, got, sizeof got);
+    CHECK(rc == 0 && got[0] == '\0', "stream: empty input has no lines");
+}
+
 int main(void) {
     if (!mkdtemp(tmp_dir)) { printf("FAIL cannot create a temp dir\n"); return 1; }
     test_lines();
+    test_line_stream();
     test_read_parallel();
     test_normalize();
     test_clean();
