@@ -49,8 +49,8 @@ CONF
 # The tensor bytes of a safetensors file (everything after the header, whose
 # metadata legitimately differs: the tag and the time).
 data_of() {
-    n=$(od -An -tu8 -N8 "$1" | tr -d ' ')
-    tail -c +$((n + 9)) "$1"
+    header_len=$(od -An -tu8 -N8 "$1" | tr -d ' ')
+    tail -c +$((header_len + 9)) "$1"
 }
 
 same_data() {
@@ -142,9 +142,9 @@ spike="--spike-action scale_lr --spike-zscore 1.5 --max-steps 100"
 if "$ATTN" train --config "$dir/tiny.conf" --out "$dir/spike_full" $spike --quiet 2> /dev/null &&
    "$ATTN" train --config "$dir/tiny.conf" --out "$dir/spike_split" $spike --max-steps 47 --quiet 2> /dev/null &&
    "$ATTN" train --out "$dir/spike_split" --max-steps 100 --quiet 2> /dev/null; then
-    n=$(grep -c '"action":"scale_lr"' "$dir/spike_full/metrics.jsonl")
+    scalings=$(grep -c '"action":"scale_lr"' "$dir/spike_full/metrics.jsonl")
     same_data "$dir/spike_full/last.safetensors" "$dir/spike_split/last.safetensors" &&
-        pass "spike_action scale_lr ($n scalings), stopped at 47 and resumed: identical weights" ||
+        pass "spike_action scale_lr ($scalings rate scalings), stopped at 47 and resumed: identical weights" ||
         fail "spike_action scale_lr resume: weights differ"
 else
     fail "spike_action runs failed"
