@@ -61,28 +61,84 @@ void linear_backward(float *dinp, float *dweight, float *dbias,
 // ---------------------------------------------------------------------------
 // LayerNorm
 
+// The LayerNorm input is x, or x + x2 when `residual` (the sum is formed in
+// the loops, never stored, rounded exactly as residual_forward rounds it).
+// The row functions are forced inline with a constant `residual` into each
+// public kernel's parallel loop, so each gets its own straight vector loops.
+
+static inline __attribute__((always_inline)) void layernorm_forward_row(
+        float *y, float *mean, float *rstd, const float *x, const float *x2, int residual,
+        const float *weight, const float *bias, int C) {
+    // Two passes in double: the variance of a row with a large mean stays
+    // exact, and C is small next to the matmuls around it.
+    double sum = 0.0;
+    #pragma omp simd reduction(+:sum)
+    for (int c = 0; c < C; c++) sum += residual ? x[c] + x2[c] : x[c];
+    double m = sum / C;
+    double var = 0.0;
+    #pragma omp simd reduction(+:var)
+    for (int c = 0; c < C; c++) { double d = (residual ? x[c] + x2[c] : x[c]) - m; var += d * d; }
+    float s = (float)(1.0 / sqrt(var / C + LAYERNORM_EPS));
+    float mf = (float)m;
+    #pragma omp simd
+    for (int c = 0; c < C; c++) y[c] = ((residual ? x[c] + x2[c] : x[c]) - mf) * s * weight[c] + bias[c];
+    *mean = mf;
+    *rstd = s;
+}
+
 void layernorm_forward(float *out, float *mean, float *rstd,
                        const float *inp, const float *weight, const float *bias, int N, int C) {
     #pragma omp parallel for schedule(static) if ((long)N * C >= PARALLEL_MIN_WORK)
-    for (int n = 0; n < N; n++) {
-        const float *x = inp + (long)n * C;
-        float *y = out + (long)n * C;
-        // Two passes in double: the variance of a row with a large mean
-        // stays exact, and C is small next to the matmuls around it.
-        double sum = 0.0;
-        #pragma omp simd reduction(+:sum)
-        for (int c = 0; c < C; c++) sum += x[c];
-        double m = sum / C;
-        double var = 0.0;
-        #pragma omp simd reduction(+:var)
-        for (int c = 0; c < C; c++) { double d = x[c] - m; var += d * d; }
-        float s = (float)(1.0 / sqrt(var / C + LAYERNORM_EPS));
-        float mf = (float)m;
-        #pragma omp simd
-        for (int c = 0; c < C; c++) y[c] = (x[c] - mf) * s * weight[c] + bias[c];
-        mean[n] = mf;
-        rstd[n] = s;
+    for (int n = 0; n < N; n++)
+        layernorm_forward_row(out + (long)n * C, mean + n, rstd + n, inp + (long)n * C, NULL, 0, weight, bias, C);
+}
+
+void layernorm_residual_forward(float *out, float *mean, float *rstd, const float *a, const float *b,
+                                const float *weight, const float *bias, int N, int C) {
+    #pragma omp parallel for schedule(static) if ((long)N * C >= PARALLEL_MIN_WORK)
+    for (int n = 0; n < N; n++)
+        layernorm_forward_row(out + (long)n * C, mean + n, rstd + n, a + (long)n * C, b + (long)n * C, 1,
+                              weight, bias, C);
+}
+
+// dx (C) += the input gradient of one row.
+static inline __attribute__((always_inline)) void layernorm_backward_row(
+        float *dx, const float *dy, const float *x, const float *x2, int residual, const float *weight,
+        float m, float s, int C) {
+    float dnorm_mean = 0.0f, dnorm_norm_mean = 0.0f;
+    #pragma omp simd reduction(+:dnorm_mean, dnorm_norm_mean)
+    for (int c = 0; c < C; c++) {
+        float norm = ((residual ? x[c] + x2[c] : x[c]) - m) * s;
+        float dnorm = dy[c] * weight[c];
+        dnorm_mean += dnorm;
+        dnorm_norm_mean += dnorm * norm;
     }
+    dnorm_mean /= C;
+    dnorm_norm_mean /= C;
+    #pragma omp simd
+    for (int c = 0; c < C; c++) {
+        float norm = ((residual ? x[c] + x2[c] : x[c]) - m) * s;
+        float dnorm = dy[c] * weight[c];
+        dx[c] += (dnorm - dnorm_mean - norm * dnorm_norm_mean) * s;
+    }
+}
+
+// dweight, dbias (c1 - c0) += the sums over rows of columns [c0, c1).
+static inline __attribute__((always_inline)) void layernorm_param_grads_block(
+        float *dweight, float *dbias, const float *dout, const float *inp, const float *inp2, int residual,
+        const float *mean, const float *rstd, int N, int C, int c0, int c1) {
+    float dw[COL_BLOCK] = {0}, db[COL_BLOCK] = {0};
+    for (int n = 0; n < N; n++) {
+        const float *dy = dout + (long)n * C + c0, *x = inp + (long)n * C + c0;
+        const float *x2 = residual ? inp2 + (long)n * C + c0 : x;
+        float m = mean[n], s = rstd[n];
+        #pragma omp simd
+        for (int c = 0; c < c1 - c0; c++) {
+            dw[c] += dy[c] * ((residual ? x[c] + x2[c] : x[c]) - m) * s;
+            db[c] += dy[c];
+        }
+    }
+    for (int c = c0; c < c1; c++) { dweight[c] += dw[c - c0]; dbias[c] += db[c - c0]; }
 }
 
 void layernorm_backward(float *dinp, float *dweight, float *dbias,
@@ -90,43 +146,30 @@ void layernorm_backward(float *dinp, float *dweight, float *dbias,
                         const float *mean, const float *rstd, int N, int C) {
     // dinp: rows are independent.
     #pragma omp parallel for schedule(static) if ((long)N * C >= PARALLEL_MIN_WORK)
-    for (int n = 0; n < N; n++) {
-        const float *dy = dout + (long)n * C, *x = inp + (long)n * C;
-        float *dx = dinp + (long)n * C;
-        float m = mean[n], s = rstd[n];
-        float dnorm_mean = 0.0f, dnorm_norm_mean = 0.0f;
-        #pragma omp simd reduction(+:dnorm_mean, dnorm_norm_mean)
-        for (int c = 0; c < C; c++) {
-            float norm = (x[c] - m) * s;
-            float dnorm = dy[c] * weight[c];
-            dnorm_mean += dnorm;
-            dnorm_norm_mean += dnorm * norm;
-        }
-        dnorm_mean /= C;
-        dnorm_norm_mean /= C;
-        #pragma omp simd
-        for (int c = 0; c < C; c++) {
-            float norm = (x[c] - m) * s;
-            float dnorm = dy[c] * weight[c];
-            dx[c] += (dnorm - dnorm_mean - norm * dnorm_norm_mean) * s;
-        }
-    }
+    for (int n = 0; n < N; n++)
+        layernorm_backward_row(dinp + (long)n * C, dout + (long)n * C, inp + (long)n * C, NULL, 0, weight,
+                               mean[n], rstd[n], C);
     // dweight, dbias: sums over rows, by column blocks.
     int n_blocks = (C + COL_BLOCK - 1) / COL_BLOCK;
     #pragma omp parallel for schedule(static) if ((long)N * C >= PARALLEL_MIN_WORK)
     for (int blk = 0; blk < n_blocks; blk++) {
         int c0 = blk * COL_BLOCK, c1 = c0 + COL_BLOCK < C ? c0 + COL_BLOCK : C;
-        float dw[COL_BLOCK] = {0}, db[COL_BLOCK] = {0};
-        for (int n = 0; n < N; n++) {
-            const float *dy = dout + (long)n * C + c0, *x = inp + (long)n * C + c0;
-            float m = mean[n], s = rstd[n];
-            #pragma omp simd
-            for (int c = 0; c < c1 - c0; c++) {
-                dw[c] += dy[c] * (x[c] - m) * s;
-                db[c] += dy[c];
-            }
-        }
-        for (int c = c0; c < c1; c++) { dweight[c] += dw[c - c0]; dbias[c] += db[c - c0]; }
+        layernorm_param_grads_block(dweight, dbias, dout, inp, NULL, 0, mean, rstd, N, C, c0, c1);
+    }
+}
+
+void layernorm_residual_backward(float *dinp, float *dweight, float *dbias, const float *dout,
+                                 const float *a, const float *b, const float *weight,
+                                 const float *mean, const float *rstd, int N, int C) {
+    #pragma omp parallel for schedule(static) if ((long)N * C >= PARALLEL_MIN_WORK)
+    for (int n = 0; n < N; n++)
+        layernorm_backward_row(dinp + (long)n * C, dout + (long)n * C, a + (long)n * C, b + (long)n * C, 1,
+                               weight, mean[n], rstd[n], C);
+    int n_blocks = (C + COL_BLOCK - 1) / COL_BLOCK;
+    #pragma omp parallel for schedule(static) if ((long)N * C >= PARALLEL_MIN_WORK)
+    for (int blk = 0; blk < n_blocks; blk++) {
+        int c0 = blk * COL_BLOCK, c1 = c0 + COL_BLOCK < C ? c0 + COL_BLOCK : C;
+        layernorm_param_grads_block(dweight, dbias, dout, a, b, 1, mean, rstd, N, C, c0, c1);
     }
 }
 

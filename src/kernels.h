@@ -69,6 +69,15 @@ void layernorm_forward(float *out, float *mean, float *rstd,
 void layernorm_backward(float *dinp, float *dweight, float *dbias,
                         const float *dout, const float *inp, const float *weight,
                         const float *mean, const float *rstd, int N, int C);
+// Residual + LayerNorm fused: the input is a + b (N, C), summed in the loops
+// and never stored (bit for bit residual_forward then layernorm_forward).
+// The backward recomputes the sum; dinp is the gradient of the sum (which
+// is that of a and of b).
+void layernorm_residual_forward(float *out, float *mean, float *rstd, const float *a, const float *b,
+                                const float *weight, const float *bias, int N, int C);
+void layernorm_residual_backward(float *dinp, float *dweight, float *dbias, const float *dout,
+                                 const float *a, const float *b, const float *weight,
+                                 const float *mean, const float *rstd, int N, int C);
 
 // ---------------------------------------------------------------------------
 // Elementwise activations over n values. out may equal inp in forward.

@@ -212,6 +212,8 @@ static void *arena_take(Arena *a, size_t bytes) {
     return a->base ? a->base + offset : NULL;
 }
 static float *take_f(Arena *a, long n) { return arena_take(a, (size_t)n * sizeof(float)); }
+// Residual sums are stored only pre-LN, where they are the stream itself.
+static float *take_res(Arena *a, long n, int pre_ln) { return pre_ln ? take_f(a, n) : NULL; }
 
 // Dropout masks and the dropped probabilities are not stored (model.h).
 static void layout_mha(MhaActs *a, Arena *ar, int cross, long B, long Tq, long Tk, long C, long NH) {
@@ -234,6 +236,7 @@ static void layout_activations(Activations *acts, float **logits, Arena *ar, con
                                long B, long S, long T, long Vt) {
     long C = c->d_model, F = c->d_ff, NH = c->n_heads, Tm = S > T ? S : T;
     int relu = c->activation == ACT_RELU;   // ReLU runs in place: ff1 is act (model.h)
+    int pre_ln = c->norm_first;             // post-LN stores no residual sums (model.h)
     acts->src_pad = arena_take(ar, B * S);
     acts->tgt_pad = arena_take(ar, B * T);
     acts->src_x = take_f(ar, B * S * C);
@@ -242,12 +245,12 @@ static void layout_activations(Activations *acts, float **logits, Arena *ar, con
         EncoderLayerActs *L = &acts->enc[l];
         layout_layer_norm(ar, &L->ln1, &L->ln1_mean, &L->ln1_rstd, B * S, C);
         layout_mha(&L->self, ar, 0, B, S, S, C, NH);
-        L->res1 = take_f(ar, B * S * C);
+        L->res1 = take_res(ar, B * S * C, pre_ln);
         layout_layer_norm(ar, &L->ln2, &L->ln2_mean, &L->ln2_rstd, B * S, C);
         L->ff1 = take_f(ar, B * S * F);
         L->act = relu ? L->ff1 : take_f(ar, B * S * F);
         L->ff2 = take_f(ar, B * S * C);
-        L->res2 = take_f(ar, B * S * C);
+        L->res2 = take_res(ar, B * S * C, pre_ln);
     }
     layout_layer_norm(ar, &acts->memory, &acts->memory_mean, &acts->memory_rstd, B * S, C);
     acts->tgt_x = take_f(ar, B * T * C);
@@ -256,15 +259,15 @@ static void layout_activations(Activations *acts, float **logits, Arena *ar, con
         DecoderLayerActs *L = &acts->dec[l];
         layout_layer_norm(ar, &L->ln1, &L->ln1_mean, &L->ln1_rstd, B * T, C);
         layout_mha(&L->self, ar, 0, B, T, T, C, NH);
-        L->res1 = take_f(ar, B * T * C);
+        L->res1 = take_res(ar, B * T * C, pre_ln);
         layout_layer_norm(ar, &L->ln2, &L->ln2_mean, &L->ln2_rstd, B * T, C);
         layout_mha(&L->cross, ar, 1, B, T, S, C, NH);
-        L->res2 = take_f(ar, B * T * C);
+        L->res2 = take_res(ar, B * T * C, pre_ln);
         layout_layer_norm(ar, &L->ln3, &L->ln3_mean, &L->ln3_rstd, B * T, C);
         L->ff1 = take_f(ar, B * T * F);
         L->act = relu ? L->ff1 : take_f(ar, B * T * F);
         L->ff2 = take_f(ar, B * T * C);
-        L->res3 = take_f(ar, B * T * C);
+        L->res3 = take_res(ar, B * T * C, pre_ln);
     }
     layout_layer_norm(ar, &acts->dec_out, &acts->dec_out_mean, &acts->dec_out_rstd, B * T, C);
     *logits = take_f(ar, B * T * Vt);
@@ -492,12 +495,10 @@ static void encoder_layer_forward(Model *m, int l, const float *x, int B, int S,
     } else {
         self_attention_forward(&L->self, x, &w.self, a->src_pad, B, S, C, c->n_heads, 0, pa, rng);
         drop_site(L->self.out, n, pr, &L->self_seed, rng);
-        residual_forward(L->res1, x, L->self.out, n);
-        layernorm_forward(L->ln1, L->ln1_mean, L->ln1_rstd, L->res1, w.ln1_w, w.ln1_b, N, C);
+        layernorm_residual_forward(L->ln1, L->ln1_mean, L->ln1_rstd, x, L->self.out, w.ln1_w, w.ln1_b, N, C);
         ffn_forward(L->ff1, L->act, &L->act_seed, L->ff2, L->ln1, &w, N, c, pf, rng);
         drop_site(L->ff2, n, pr, &L->ff2_seed, rng);
-        residual_forward(L->res2, L->ln1, L->ff2, n);
-        layernorm_forward(L->ln2, L->ln2_mean, L->ln2_rstd, L->res2, w.ln2_w, w.ln2_b, N, C);
+        layernorm_residual_forward(L->ln2, L->ln2_mean, L->ln2_rstd, L->ln1, L->ff2, w.ln2_w, w.ln2_b, N, C);
     }
 }
 
@@ -525,16 +526,13 @@ static void decoder_layer_forward(Model *m, int l, const float *x, int B, int T,
     } else {
         self_attention_forward(&L->self, x, &w.self, a->tgt_pad, B, T, C, NH, 1, pa, rng);
         drop_site(L->self.out, n, pr, &L->self_seed, rng);
-        residual_forward(L->res1, x, L->self.out, n);
-        layernorm_forward(L->ln1, L->ln1_mean, L->ln1_rstd, L->res1, w.ln1_w, w.ln1_b, N, C);
+        layernorm_residual_forward(L->ln1, L->ln1_mean, L->ln1_rstd, x, L->self.out, w.ln1_w, w.ln1_b, N, C);
         cross_attention_forward(&L->cross, L->ln1, a->memory, &w.cross, a->src_pad, B, T, S, C, NH, pa, rng);
         drop_site(L->cross.out, n, pr, &L->cross_seed, rng);
-        residual_forward(L->res2, L->ln1, L->cross.out, n);
-        layernorm_forward(L->ln2, L->ln2_mean, L->ln2_rstd, L->res2, w.ln2_w, w.ln2_b, N, C);
+        layernorm_residual_forward(L->ln2, L->ln2_mean, L->ln2_rstd, L->ln1, L->cross.out, w.ln2_w, w.ln2_b, N, C);
         ffn_forward(L->ff1, L->act, &L->act_seed, L->ff2, L->ln2, &w, N, c, pf, rng);
         drop_site(L->ff2, n, pr, &L->ff2_seed, rng);
-        residual_forward(L->res3, L->ln2, L->ff2, n);
-        layernorm_forward(L->ln3, L->ln3_mean, L->ln3_rstd, L->res3, w.ln3_w, w.ln3_b, N, C);
+        layernorm_residual_forward(L->ln3, L->ln3_mean, L->ln3_rstd, L->ln2, L->ff2, w.ln3_w, w.ln3_b, N, C);
     }
 }
 
@@ -649,13 +647,15 @@ static void encoder_layer_backward(Model *m, int l, float *g, const float *x, in
     } else {
         // ln2 = norm2(res2), res2 = ln1 + drop(ff(ln1)); g = d ln2
         zero_floats(t1, n);
-        layernorm_backward(t1, dw.ln2_w, dw.ln2_b, g, L->res2, w.ln2_w, L->ln2_mean, L->ln2_rstd, N, C);
+        layernorm_residual_backward(t1, dw.ln2_w, dw.ln2_b, g, L->ln1, L->ff2, w.ln2_w, L->ln2_mean, L->ln2_rstd,
+                                    N, C);
         memcpy(g, t1, n * sizeof(float));
         dropout_backward_seeded(t1, n, pr, L->ff2_seed);
         ffn_backward(g, &dw, a, t1, L->ln1, L->ff1, L->act, L->act_seed, &w, N, c);
         // ln1 = norm1(res1), res1 = x + drop(self(x)); g = d ln1
         zero_floats(t1, n);
-        layernorm_backward(t1, dw.ln1_w, dw.ln1_b, g, L->res1, w.ln1_w, L->ln1_mean, L->ln1_rstd, N, C);
+        layernorm_residual_backward(t1, dw.ln1_w, dw.ln1_b, g, x, L->self.out, w.ln1_w, L->ln1_mean, L->ln1_rstd,
+                                    N, C);
         memcpy(g, t1, n * sizeof(float));
         dropout_backward_seeded(t1, n, pr, L->self_seed);
         self_attention_backward(g, &dw.self, &a->mha, t1, &L->self, x, &w.self, B, S, C, NH, 0, pa);
@@ -694,20 +694,23 @@ static void decoder_layer_backward(Model *m, int l, float *g, const float *x, in
     } else {
         // ln3 = norm3(res3), res3 = ln2 + drop(ff(ln2)); g = d ln3
         zero_floats(t1, n);
-        layernorm_backward(t1, dw.ln3_w, dw.ln3_b, g, L->res3, w.ln3_w, L->ln3_mean, L->ln3_rstd, N, C);
+        layernorm_residual_backward(t1, dw.ln3_w, dw.ln3_b, g, L->ln2, L->ff2, w.ln3_w, L->ln3_mean, L->ln3_rstd,
+                                    N, C);
         memcpy(g, t1, n * sizeof(float));
         dropout_backward_seeded(t1, n, pr, L->ff2_seed);
         ffn_backward(g, &dw, a, t1, L->ln2, L->ff1, L->act, L->act_seed, &w, N, c);
         // ln2 = norm2(res2), res2 = ln1 + drop(cross(ln1, memory)); g = d ln2
         zero_floats(t1, n);
-        layernorm_backward(t1, dw.ln2_w, dw.ln2_b, g, L->res2, w.ln2_w, L->ln2_mean, L->ln2_rstd, N, C);
+        layernorm_residual_backward(t1, dw.ln2_w, dw.ln2_b, g, L->ln1, L->cross.out, w.ln2_w, L->ln2_mean,
+                                    L->ln2_rstd, N, C);
         memcpy(g, t1, n * sizeof(float));
         dropout_backward_seeded(t1, n, pr, L->cross_seed);
         cross_attention_backward(g, a->dmemory, &dw.cross, &a->mha, t1, &L->cross, L->ln1, a->memory,
                                  &w.cross, B, T, S, C, NH, pa);
         // ln1 = norm1(res1), res1 = x + drop(self(x)); g = d ln1
         zero_floats(t1, n);
-        layernorm_backward(t1, dw.ln1_w, dw.ln1_b, g, L->res1, w.ln1_w, L->ln1_mean, L->ln1_rstd, N, C);
+        layernorm_residual_backward(t1, dw.ln1_w, dw.ln1_b, g, x, L->self.out, w.ln1_w, L->ln1_mean, L->ln1_rstd,
+                                    N, C);
         memcpy(g, t1, n * sizeof(float));
         dropout_backward_seeded(t1, n, pr, L->self_seed);
         self_attention_backward(g, &dw.self, &a->mha, t1, &L->self, x, &w.self, B, T, C, NH, 1, pa);

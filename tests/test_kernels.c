@@ -121,6 +121,28 @@ static double fd_check(float *p, long n, const float *analytic, float eps, LossF
 typedef struct { float *x, *w, *b, *R; int N, C; } LnCtx;
 static double ln_loss(void *c) { LnCtx *k = c; return layernorm_loss(k->x, k->w, k->b, k->R, k->N, k->C); }
 
+// Residual + LayerNorm fused = the sum, then LayerNorm, bit for bit, both
+// directions (a size above the parallel threshold).
+static void test_layernorm_residual(void) {
+    int N = 300, C = 65;
+    long n = (long)N * C;
+    float *a = random_floats(n, 2), *b = random_floats(n, 2), *w = random_floats(C, 1), *bias = random_floats(C, 1);
+    float *sum = zeros(n), *y1 = zeros(n), *y2 = zeros(n), *m1 = zeros(N), *m2 = zeros(N), *r1 = zeros(N), *r2 = zeros(N);
+    residual_forward(sum, a, b, n);
+    layernorm_forward(y1, m1, r1, sum, w, bias, N, C);
+    layernorm_residual_forward(y2, m2, r2, a, b, w, bias, N, C);
+    CHECK(!memcmp(y1, y2, (size_t)n * sizeof(float)) && !memcmp(m1, m2, (size_t)N * sizeof(float)) &&
+          !memcmp(r1, r2, (size_t)N * sizeof(float)), "residual + layernorm fused = residual then layernorm, bit for bit");
+    float *R = random_floats(n, 1), *dx1 = zeros(n), *dx2 = zeros(n), *dw1 = zeros(C), *dw2 = zeros(C);
+    float *db1 = zeros(C), *db2 = zeros(C);
+    layernorm_backward(dx1, dw1, db1, R, sum, w, m1, r1, N, C);
+    layernorm_residual_backward(dx2, dw2, db2, R, a, b, w, m1, r1, N, C);
+    CHECK(!memcmp(dx1, dx2, (size_t)n * sizeof(float)) && !memcmp(dw1, dw2, (size_t)C * sizeof(float)) &&
+          !memcmp(db1, db2, (size_t)C * sizeof(float)), "fused residual + layernorm backward = layernorm backward on the sum");
+    free(a); free(b); free(w); free(bias); free(sum); free(y1); free(y2); free(m1); free(m2); free(r1); free(r2);
+    free(R); free(dx1); free(dx2); free(dw1); free(dw2); free(db1); free(db2);
+}
+
 static void test_layernorm(void) {
     double worst = 0, worst_fd = 0;
     for (int a = 0; a < N_SIZES; a++) for (int b = 1; b < N_SIZES; b++) {
@@ -162,6 +184,7 @@ static void test_layernorm(void) {
     layernorm_forward(&y, &mean, &rstd, &x, &w, &b, 1, 1);
     layernorm_backward(&dx, &dw, &db, &dy, &x, &w, &mean, &rstd, 1, 1);
     CHECK(y == 0.5f && dx == 0 && db == 1, "layernorm of one channel is its bias");
+    test_layernorm_residual();
 }
 
 // Reductions over rows give the same bits for 1 and 2 threads.
