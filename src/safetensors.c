@@ -43,7 +43,7 @@ static int load_tensor(const char *path, const char *name, const JsonValue *entr
     }
     for (int i = 0; i < 2; i++) {
         double v = offs->items[i].number;
-        if (offs->items[i].type != JSON_NUMBER || v < 0 || v != (long)v)
+        if (offs->items[i].type != JSON_NUMBER || v < 0 || v > 1e15 || v != (long)v)  // bound first: the cast of a huge double is undefined
             return attn_error("%s: tensor '%s': bad data_offsets", path, name);
         range[i] = (long)v;
     }

@@ -52,6 +52,9 @@ int main(void) {
     corrupt[8] = '#';
     write_raw(bad, corrupt, len);
     CHECK(load_fails_with(bad, "corrupt safetensors header"), "corrupt header: %s", attn_last_error());
+    const char *first = strstr(attn_last_error(), "corrupt safetensors header");
+    CHECK(first && !strstr(first + 1, "corrupt safetensors header") && strstr(attn_last_error(), "at byte"),
+          "corrupt header: the reason, said once: %s", attn_last_error());
     memcpy(corrupt, buf, len);
     char *dt = strstr(corrupt + 8, "F32");
     if (dt) memcpy(dt, "F16", 3);
@@ -60,6 +63,12 @@ int main(void) {
     memset(corrupt, 0xff, 8);
     write_raw(bad, corrupt, len);
     CHECK(load_fails_with(bad, "header length"), "absurd header length: %s", attn_last_error());
+    static const char huge_offset[] = "{\"t\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,1e300]}}    ";
+    unsigned char raw[8 + sizeof huge_offset + 4] = {0};
+    raw[0] = (unsigned char)(sizeof huge_offset - 1);
+    memcpy(raw + 8, huge_offset, sizeof huge_offset - 1);
+    write_raw(bad, raw, 8 + sizeof huge_offset - 1 + 4);
+    CHECK(load_fails_with(bad, "bad data_offsets"), "an offset beyond any integer: %s", attn_last_error());
     CHECK(load_fails_with("/tmp", "directory"), "directory: %s", attn_last_error());
     CHECK(load_fails_with("/nonexistent/x.safetensors", "No such file"), "missing file: %s", attn_last_error());
     free(corrupt);
