@@ -389,9 +389,9 @@ void parallel_clean(ParallelText *pt, const CleanConfig *cfg, CleanStats *stats)
 
 static int split_size(const char *what, double v, int n, int *out) {
     if (!(v >= 0)) return attn_error("%s split size must be >= 0, got %g", what, v);
-    if (v >= 1) {
-        if (v != (double)(long)v) return attn_error("%s split size %g: give a whole count (>= 1) or a fraction (< 1)", what, v);
-        if (v > n) return attn_error("%s split of %ld pairs is more than the %d pairs there are", what, (long)v, n);
+    if (v >= 1) {  // the bound first: casting a huge double to an integer is undefined
+        if (v > n) return attn_error("%s split of %g pairs is more than the %d pairs there are", what, v, n);
+        if (v != (double)(int)v) return attn_error("%s split size %g: give a whole count (>= 1) or a fraction (< 1)", what, v);
         *out = (int)v;
     } else {
         *out = (int)(v * n + 0.5);

@@ -212,6 +212,8 @@ static void test_split(void) {
     CHECK(rc != 0 && error_has("exceed"), "split: valid + test > n is an error: %s", attn_last_error());
     rc = split_indices(n, 2.5, 0, 1, order, &nv, &nt);
     CHECK(rc != 0 && error_has("whole count"), "split: a fractional count is an error: %s", attn_last_error());
+    rc = split_indices(n, 1e300, 0, 1, order, &nv, &nt);
+    CHECK(rc != 0 && error_has("more than"), "split: a size beyond any integer is an error: %s", attn_last_error());
     rc = split_indices(n, 0, 0, 1, order, &nv, &nt);
     CHECK(rc == 0 && nv == 0 && nt == 0, "split: sizes 0 put everything in train");
 }
