@@ -755,12 +755,16 @@ int decode_model_open(DecodeModel *dm, const char *path, int batch, int max_len,
     if (checkpoint_read_info(path, &info) != 0) return -1;
     int positions = info.model_config.max_len, train_max_len = positions < 256 ? positions : 256;
     if (info.train_config) {
+        // Its max_len and lowercase say how inputs are prepared: a config
+        // that does not parse is an error, not a silent switch to defaults.
         TrainConfig tc;
         config_default(&tc);
-        if (config_parse(&tc, info.train_config, path) == 0) {
-            train_max_len = tc.max_len;
-            dm->lowercase = tc.lowercase;
+        if (config_parse(&tc, info.train_config, "train_config") != 0) {
+            checkpoint_info_free(&info);
+            return attn_error("%s: %s", path, attn_last_error());
         }
+        train_max_len = tc.max_len;
+        dm->lowercase = tc.lowercase;
     }
     checkpoint_info_free(&info);
     dm->max_len = max_len > 0 ? max_len : train_max_len;

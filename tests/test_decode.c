@@ -4,9 +4,11 @@
 // one-by-one, sampling, length limits, n-best, attention weights.
 #include "test.h"
 #include "decode.h"
+#include "checkpoint.h"
 #include "common.h"
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 enum { V = 24, MAX_LEN = 40, N_SENT = 12 };
 
@@ -423,6 +425,31 @@ static void test_options(void) {
     model_free(&m);
 }
 
+// decode_model_open reads how the run prepared its inputs from the file's
+// training config, and refuses a config that does not parse.
+static void test_model_file(void) {
+    Model m;
+    make_model(&m, 0, 2, 5);
+    const char *alphabet = "abcdefghijklmnopqrs";  // 19 characters + 4 specials + the marker = V
+    Tokenizer *tok;
+    int rc = tokenizer_learn(&tok, TOKENIZER_CHAR, &alphabet, 1, NULL);
+    CHECK(rc == 0 && tokenizer_vocab_size(tok) == V, "model file: a char tokenizer of V pieces");
+    char path[64];
+    snprintf(path, sizeof path, "/tmp/attn_test_decode_%d.safetensors", (int)getpid());
+    DecodeModel dm;
+    rc = checkpoint_save_model(path, &m, tok, tok, "lowercase = 1\nmax_len = 12\n", 0, NULL);
+    rc = rc ? rc : decode_model_open(&dm, path, 2, 0, 1);
+    CHECK(rc == 0 && dm.lowercase == 1 && dm.max_len == 12, "model file: lowercase and max_len from the training config");
+    if (rc == 0) decode_model_close(&dm);
+    rc = checkpoint_save_model(path, &m, tok, tok, "lowercase = maybe\n", 0, NULL);
+    rc = rc ? rc : decode_model_open(&dm, path, 2, 0, 1);
+    CHECK(rc != 0 && strstr(attn_last_error(), "train_config:1: bad value for lowercase"),
+          "model file: a training config that does not parse is an error: %s", attn_last_error());
+    unlink(path);
+    tokenizer_free(tok);
+    model_free(&m);
+}
+
 int main(void) {
     test_cached_equals_full(0);
     test_cached_equals_full(1);
@@ -430,5 +457,6 @@ int main(void) {
     test_sampling();
     test_limits_and_attention();
     test_options();
+    test_model_file();
     TEST_EXIT();
 }
