@@ -98,6 +98,17 @@ double grad_clip(float *grads, long n, double max_norm) {
     return norm;
 }
 
+// With grads = sum_j n_j g_j / S (S = n_done), scaling by S / n_next, adding
+// g_next and scaling by n_next / (S + n_next) gives
+// (sum_j n_j g_j + n_next g_next) / (S + n_next).
+void grad_accumulate_before(float *grads, long n, long n_done, long n_next) {
+    if (n_done > 0 && n_next > 0) grad_scale(grads, n, (float)((double)n_done / (double)n_next));
+}
+
+void grad_accumulate_after(float *grads, long n, long n_done, long n_next) {
+    if (n_done > 0 && n_next > 0) grad_scale(grads, n, (float)((double)n_next / (double)(n_done + n_next)));
+}
+
 // ----------------------------------------------------------------------------
 // Weight EMA
 

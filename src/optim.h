@@ -37,6 +37,16 @@ void grad_scale(float *grads, long n, float s);
 // clipping. max_norm <= 0 only measures.
 double grad_clip(float *grads, long n, double max_norm);
 
+// Gradient accumulation weighted by target tokens: k batches give the
+// gradient of the mean loss over all their tokens, as one k-times larger
+// batch would. When grads holds the mean-loss gradient of n_done tokens,
+// call grad_accumulate_before, then the backward of a batch of n_next tokens
+// (which adds its own mean-loss gradient), then grad_accumulate_after; grads
+// then holds the mean-loss gradient of n_done + n_next tokens. Both do
+// nothing when n_done is 0 (the first batch).
+void grad_accumulate_before(float *grads, long n, long n_done, long n_next);
+void grad_accumulate_after(float *grads, long n, long n_done, long n_next);
+
 // Exponential moving average of weights: ema = decay * ema + (1 - decay) * params.
 void ema_update(float *ema, const float *params, long n, float decay);
 

@@ -522,9 +522,8 @@ static int create_model(Trainer *t) {
 
 // Gradient accumulation weights each batch by its target tokens, so k
 // batches give the gradient of the mean loss over all their tokens (what
-// one k-times larger batch would give). With grads = sum_j n_j g_j / S after
-// batch i-1, scaling by S / n_i, adding g_i and scaling by n_i / (S + n_i)
-// keeps that invariant; for k = 1 nothing is scaled.
+// one k-times larger batch would give; src/optim.h); for k = 1 nothing is
+// scaled.
 static float train_step(Trainer *t) {
     Model *m = &t->model;
     long n = m->n_params;
@@ -538,9 +537,9 @@ static float train_step(Trainer *t) {
         float loss = model_forward(m, &t->batch, (float)t->cfg.label_smoothing, 1, &t->state.rng);
         long n_i = m->n_target_tokens;
         if (n_i == 0) continue;
-        if (tokens > 0) grad_scale(m->grad_memory, n, (float)((double)tokens / (double)n_i));
+        grad_accumulate_before(m->grad_memory, n, tokens, n_i);
         model_backward(m, &t->batch);
-        if (tokens > 0) grad_scale(m->grad_memory, n, (float)((double)n_i / (double)(tokens + n_i)));
+        grad_accumulate_after(m->grad_memory, n, tokens, n_i);
         loss_sum += (double)loss * (double)n_i;
         tokens += n_i;
     }

@@ -1,8 +1,11 @@
 // Adam / AdamW against torch.optim (PyTorch 1.13, values printed by a script
 // that ran three steps of each on the same numbers), clipping against
 // torch.nn.utils.clip_grad_norm_, and the determinism of the norm.
+#include "common.h"
+#include "model.h"
 #include "optim.h"
 #include "test.h"
+#include <stdlib.h>
 #include <string.h>
 
 #define N 7
@@ -110,7 +113,68 @@ static void test_ema_and_names(void) {
     CHECK(optimizer_parse("sgd", &t) != 0, "unknown optimizer is an error");
 }
 
+// Accumulating two half batches (token-weighted) gives the gradient of the
+// whole batch, whose rows have different numbers of target tokens.
+static void test_accumulation_equals_big_batch(void) {
+    ModelConfig c;
+    model_config_default(&c);
+    c.src_vocab = 11; c.tgt_vocab = 13; c.d_model = 8; c.n_heads = 2; c.d_ff = 16;
+    c.n_enc_layers = 1; c.n_dec_layers = 1; c.max_len = 16;
+    c.dropout_emb = c.dropout_residual = c.dropout_attn = c.dropout_ffn = 0.0f;
+    enum { B = 4, S = 5, T = 6 };
+    Model m;
+    if (model_create(&m, &c, B, S, T) != 0) { printf("FAIL model_create: %s\n", attn_last_error()); return; }
+    model_init_weights(&m, 3);
+    static const int tgt_len[B] = {5, 1, 3, 5};  // tokens before </s>: rows hold 6, 2, 4, 6 targets
+    int src[B * S], tgt_in[B * T], tgt_out[B * T];
+    for (int b = 0; b < B; b++) {
+        for (int s = 0; s < S; s++) src[b * S + s] = s == S - 1 ? EOS_ID : 4 + (b * 3 + s) % 7;
+        for (int t = 0; t < T; t++) {
+            int y = 4 + (b + 2 * t) % 9;
+            tgt_in[b * T + t] = t == 0 ? BOS_ID : t <= tgt_len[b] ? 4 + (b + 2 * (t - 1)) % 9 : PAD_ID;
+            tgt_out[b * T + t] = t < tgt_len[b] ? y : t == tgt_len[b] ? EOS_ID : PAD_ID;
+        }
+    }
+    Batch whole = {B, S, T, src, tgt_in, tgt_out};
+    long n = m.n_params;
+    float *big = malloc_check(sizeof(float) * (size_t)n);
+    model_zero_grad(&m);
+    model_forward(&m, &whole, 0.1f, 0, NULL);
+    model_backward(&m, &whole);
+    memcpy(big, m.grad_memory, sizeof(float) * (size_t)n);
+    // Two halves: rows 0-1 (8 targets) then rows 2-3 (10 targets).
+    Batch first = {2, S, T, src, tgt_in, tgt_out};
+    Batch second = {2, S, T, src + 2 * S, tgt_in + 2 * T, tgt_out + 2 * T};
+    model_zero_grad(&m);
+    model_forward(&m, &first, 0.1f, 0, NULL);
+    long done = m.n_target_tokens;
+    grad_accumulate_before(m.grad_memory, n, 0, done);
+    model_backward(&m, &first);
+    grad_accumulate_after(m.grad_memory, n, 0, done);
+    model_forward(&m, &second, 0.1f, 0, NULL);
+    long next = m.n_target_tokens;
+    grad_accumulate_before(m.grad_memory, n, done, next);
+    model_backward(&m, &second);
+    grad_accumulate_after(m.grad_memory, n, done, next);
+    double max_abs, rel = rel_diff(m.grad_memory, big, n, &max_abs);
+    CHECK(done == 8 && next == 10 && rel < 1e-5,
+          "2 accumulated half batches (8 + 10 targets) = the whole batch: rel diff %.2e, max abs %.2e", rel, max_abs);
+    // Without the token weighting (a plain average of the two means) it differs.
+    float *plain = malloc_check(sizeof(float) * (size_t)n);
+    model_zero_grad(&m);
+    model_forward(&m, &first, 0.1f, 0, NULL);
+    model_backward(&m, &first);
+    model_forward(&m, &second, 0.1f, 0, NULL);
+    model_backward(&m, &second);
+    for (long i = 0; i < n; i++) plain[i] = 0.5f * m.grad_memory[i];
+    CHECK(rel_diff(plain, big, n, NULL) > 1e-3, "an unweighted average would not match (rel diff %.2e)", rel_diff(plain, big, n, NULL));
+    free(plain);
+    free(big);
+    model_free(&m);
+}
+
 int main(void) {
+    test_accumulation_equals_big_batch();
     test_adam();
     test_adam_l2();
     test_adamw();
