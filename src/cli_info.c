@@ -34,10 +34,10 @@ static void info_usage(void) {
 // Parameter counts per family
 
 // The family of a tensor name: what a reader wants counted together.
-static const char *tensor_family(const char *name) {
+static const char *tensor_family(const char *name, const ModelConfig *c) {
     int enc = strstr(name, "transformer.encoder.layers.") == name;
     int dec = strstr(name, "transformer.decoder.layers.") == name;
-    if (!strncmp(name, "src_embed", 9)) return "source embedding";
+    if (!strncmp(name, "src_embed", 9)) return c->share_embeddings ? "shared embedding" : "source embedding";
     if (!strncmp(name, "tgt_embed", 9)) return "target embedding";
     if (!strncmp(name, "generator", 9)) return "generator";
     if (strstr(name, "transformer.encoder.norm") == name) return "encoder final norm";
@@ -54,7 +54,7 @@ static const char *tensor_family(const char *name) {
 
 static void print_families(const Model *m) {
     static const char *const order[] = {
-        "source embedding", "target embedding", "encoder self-attention", "encoder feed-forward",
+        "source embedding", "target embedding", "shared embedding", "encoder self-attention", "encoder feed-forward",
         "encoder layer norms", "encoder final norm", "decoder self-attention", "decoder cross-attention",
         "decoder feed-forward", "decoder layer norms", "decoder final norm", "generator", "other",
     };
@@ -66,7 +66,7 @@ static void print_families(const Model *m) {
         long count = 0;
         int tensors = 0;
         for (int i = 0; i < n; i++) {
-            if (strcmp(tensor_family(views[i].name), order[f]) != 0) continue;
+            if (strcmp(tensor_family(views[i].name, &m->config), order[f]) != 0) continue;
             count += views[i].numel;
             tensors++;
         }
@@ -75,11 +75,23 @@ static void print_families(const Model *m) {
     free(views);
 }
 
+// Byte-fallback pieces (<0x00> .. <0xFF>) say nothing about a vocabulary.
+static int is_byte_piece(const char *piece) {
+    return strlen(piece) == 6 && !strncmp(piece, "<0x", 3) && piece[5] == '>';
+}
+
 static void print_tokenizer(const char *side, const Tokenizer *t) {
-    int V = tokenizer_vocab_size(t);
-    printf("%s tokenizer: %s, %d pieces; first pieces:", side, tokenizer_type_name(tokenizer_type(t)), V);
-    for (int id = TOK_N_SPECIAL; id < V && id < TOK_N_SPECIAL + 12; id++) printf(" %s", tokenizer_piece(t, id));
-    printf("%s\n", V > TOK_N_SPECIAL + 12 ? " ..." : "");
+    int V = tokenizer_vocab_size(t), bytes = 0, shown = 0;
+    for (int id = TOK_N_SPECIAL; id < V; id++) bytes += is_byte_piece(tokenizer_piece(t, id));
+    printf("%s tokenizer: %s, %d pieces", side, tokenizer_type_name(tokenizer_type(t)), V);
+    if (bytes) printf(" (%d byte pieces)", bytes);
+    printf("; first pieces:");
+    for (int id = TOK_N_SPECIAL; id < V && shown < 12; id++) {
+        if (is_byte_piece(tokenizer_piece(t, id))) continue;
+        printf(" %s", tokenizer_piece(t, id));
+        shown++;
+    }
+    printf("%s\n", V - TOK_N_SPECIAL - bytes > shown ? " ..." : "");
 }
 
 static int print_info(const char *path, int show_config) {
