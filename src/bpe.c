@@ -90,33 +90,19 @@ static void collect_words(BpeLearner *L, const char *const *lines, long n_lines)
 // The alphabet: the marker, then characters by frequency (weighted by word
 // counts) as long as the vocabulary has room and they are frequent enough.
 static void learn_alphabet(BpeLearner *L, int vocab_size) {
-    U64Map index;  // code point -> slot
-    u64map_init(&index, 1024);
-    int n = 0, cap = 1024;
-    uint32_t *cps = malloc_check((size_t)cap * sizeof *cps);
-    long *counts = malloc_check((size_t)cap * sizeof *counts);
+    CharCounts cc;
+    char_counts_init(&cc);
     for (int w = 0; w < L->n_words; w++) {
         const char *s = L->word_text[w];
         for (int k = 0; k < L->word_len[w];) {
             uint32_t cp;
             k += utf8_decode(s + k, (size_t)(L->word_len[w] - k), &cp);  // validated by the caller
-            if (cp == WORD_MARKER_CP || cp == '\n') continue;  // a literal ▁ always goes to bytes
-            int *slot = u64map_upsert(&index, cp, n);
-            if (*slot == n) {
-                if (n == cap) {
-                    cap *= 2;
-                    cps = realloc_check(cps, (size_t)cap * sizeof *cps);
-                    counts = realloc_check(counts, (size_t)cap * sizeof *counts);
-                }
-                cps[n] = cp; counts[n] = 0; n++;
-            }
-            counts[*slot] += L->word_count[w];
+            if (cp != WORD_MARKER_CP && cp != '\n') char_counts_add(&cc, cp, L->word_count[w]);  // a literal ▁ always goes to bytes
         }
     }
     tok_add_piece(L->t, WORD_MARKER, WORD_MARKER_LEN);
-    tok_add_alphabet(L->t, cps, counts, n, L->min_freq, vocab_size - L->t->n_pieces);
-    free(cps); free(counts);
-    u64map_free(&index);
+    tok_add_alphabet(L->t, &cc, L->min_freq, vocab_size - L->t->n_pieces);
+    char_counts_free(&cc);
 }
 
 // Each word as piece ids: the marker, then one id per character (-1 where

@@ -217,12 +217,37 @@ static int by_count_then_code_point(const void *pa, const void *pb) {
     return a->cp < b->cp ? -1 : a->cp > b->cp;
 }
 
-void tok_add_alphabet(Tokenizer *t, const uint32_t *cps, const long *counts, int n,
-                      long min_freq, int max_new) {
-    CharCount *order = malloc_check((size_t)n * sizeof *order);
-    for (int i = 0; i < n; i++) { order[i].cp = cps[i]; order[i].count = counts[i]; }
-    qsort(order, (size_t)n, sizeof *order, by_count_then_code_point);
-    for (int i = 0, added = 0; i < n && added < max_new; i++) {
+void char_counts_init(CharCounts *cc) {
+    memset(cc, 0, sizeof *cc);
+    u64map_init(&cc->index, 1024);
+}
+
+void char_counts_add(CharCounts *cc, uint32_t cp, long count) {
+    int *slot = u64map_upsert(&cc->index, cp, cc->n);
+    if (*slot == cc->n) {
+        if (cc->n == cc->cap) {
+            cc->cap = cc->cap ? 2 * cc->cap : 1024;
+            cc->cps = realloc_check(cc->cps, (size_t)cc->cap * sizeof *cc->cps);
+            cc->counts = realloc_check(cc->counts, (size_t)cc->cap * sizeof *cc->counts);
+        }
+        cc->cps[cc->n] = cp;
+        cc->counts[cc->n++] = 0;
+    }
+    cc->counts[*slot] += count;
+}
+
+void char_counts_free(CharCounts *cc) {
+    u64map_free(&cc->index);
+    free(cc->cps);
+    free(cc->counts);
+    memset(cc, 0, sizeof *cc);
+}
+
+void tok_add_alphabet(Tokenizer *t, const CharCounts *cc, long min_freq, int max_new) {
+    CharCount *order = malloc_check((size_t)cc->n * sizeof *order);
+    for (int i = 0; i < cc->n; i++) { order[i].cp = cc->cps[i]; order[i].count = cc->counts[i]; }
+    qsort(order, (size_t)cc->n, sizeof *order, by_count_then_code_point);
+    for (int i = 0, added = 0; i < cc->n && added < max_new; i++) {
         if (order[i].count < min_freq) break;
         char utf8[4];
         int len = utf8_encode(order[i].cp, utf8);
@@ -296,35 +321,21 @@ static int check_lines_utf8(const char *const *lines, long n_lines) {
 }
 
 static int learn_chars(Tokenizer *t, const char *const *lines, long n_lines, const TokenizerOptions *o) {
-    U64Map index;  // code point -> slot in cps/counts
-    u64map_init(&index, 256);
-    int n = 0, cap = 256;
-    uint32_t *cps = malloc_check((size_t)cap * sizeof *cps);
-    long *counts = malloc_check((size_t)cap * sizeof *counts);
+    CharCounts cc;
+    char_counts_init(&cc);
     for (long i = 0; i < n_lines; i++) {
         const char *s = lines[i];
         size_t len = strlen(s);
         for (size_t k = 0; k < len;) {
             uint32_t cp;
             k += (size_t)utf8_decode(s + k, len - k, &cp);  // validated by the caller
-            if (cp == ' ' || cp == WORD_MARKER_CP || cp == '\n') continue;  // spaces are the marker
-            int *slot = u64map_upsert(&index, cp, n);
-            if (*slot == n) {
-                if (n == cap) {
-                    cap *= 2;
-                    cps = realloc_check(cps, (size_t)cap * sizeof *cps);
-                    counts = realloc_check(counts, (size_t)cap * sizeof *counts);
-                }
-                cps[n] = cp; counts[n] = 0; n++;
-            }
-            counts[*slot]++;
+            if (cp != ' ' && cp != WORD_MARKER_CP && cp != '\n') char_counts_add(&cc, cp, 1);  // spaces are the marker
         }
     }
     tok_add_piece(t, WORD_MARKER, WORD_MARKER_LEN);
     int max_new = o->vocab_size ? o->vocab_size - t->n_pieces : INT_MAX;
-    tok_add_alphabet(t, cps, counts, n, o->min_frequency, max_new);
-    free(cps); free(counts);
-    u64map_free(&index);
+    tok_add_alphabet(t, &cc, o->min_frequency, max_new);
+    char_counts_free(&cc);
     return 0;
 }
 

@@ -73,11 +73,22 @@ void tok_add_merge(Tokenizer *t, int left, int right, int result);
 // and merges are final.
 void tok_finish(Tokenizer *t);
 
-// Adds the characters cps[i] seen counts[i] times, most frequent first (ties:
-// lower code point first), those seen at least min_freq times, at most
-// max_new of them.
-void tok_add_alphabet(Tokenizer *t, const uint32_t *cps, const long *counts, int n,
-                      long min_freq, int max_new);
+// How often each character (code point) was seen, for the alphabet of the
+// char and BPE tokenizers.
+typedef struct {
+    U64Map index;    // code point -> slot
+    uint32_t *cps;   // (n)
+    long *counts;    // (n)
+    int n, cap;
+} CharCounts;
+
+void char_counts_init(CharCounts *cc);
+void char_counts_add(CharCounts *cc, uint32_t cp, long count);
+void char_counts_free(CharCounts *cc);
+
+// Adds the counted characters, most frequent first (ties: lower code point
+// first), those seen at least min_freq times, at most max_new of them.
+void tok_add_alphabet(Tokenizer *t, const CharCounts *cc, long min_freq, int max_new);
 
 // Appends the ids of a character that has no piece: its UTF-8 bytes as byte
 // pieces, or one <unk>. Returns -1 when ids[] is full.
