@@ -137,13 +137,11 @@ static int encode_all(IdLists *out, char *const *texts, const int *which, int n,
     out->len = calloc_check((size_t)(n + 1), sizeof(int));
     out->cap = calloc_check((size_t)(n + 1), sizeof(int));
     for (int i = 0; i < n; i++) {
-        int k = which ? which[i] : i, dropped;
-        int len = decode_encode_text(dm, t, texts[k], dm->max_len - 1, &out->ids[i], &out->cap[i], &dropped);
-        if (len < 0) return attn_error("%s:%d: %s: %s", path, k + 1, side, attn_last_error());
-        if (dropped > 0)
-            fprintf(stderr, "attn: warning: %s: line %d: %s of %d tokens truncated to %d\n", path, k + 1, side,
-                    len + dropped, len);
-        out->len[i] = len;
+        int k = which ? which[i] : i;
+        char where[512];
+        snprintf(where, sizeof where, "%s:%d", path, k + 1);
+        if ((out->len[i] = decode_encode_text(dm, t, texts[k], dm->max_len - 1, &out->ids[i], &out->cap[i], where, side)) < 0)
+            return -1;
     }
     return 0;
 }

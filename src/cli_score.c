@@ -38,18 +38,6 @@ static void pair_chunk_free(PairChunk *c) {
     free(c->ids); free(c->len); free(c->cap);
 }
 
-// Encodes one side of the current line into slot k, truncating with a warning.
-static int encode_side(PairChunk *c, int k, const DecodeModel *dm, const Tokenizer *t, const char *text,
-                       const LineStream *in, const char *side) {
-    int dropped;
-    int n = decode_encode_text(dm, t, text, dm->max_len - 1, &c->ids[k], &c->cap[k], &dropped);
-    if (n < 0) return attn_error("%s:%ld: %s: %s", in->name, in->line_no, side, attn_last_error());
-    if (dropped > 0)
-        fprintf(stderr, "attn: warning: line %ld: %s of %d tokens truncated to %d\n", in->line_no, side, n + dropped, n);
-    c->len[k] = n;
-    return 0;
-}
-
 // Reads up to c->max pairs; returns how many (0 at the end), -1 on bad input.
 static int pair_chunk_read(PairChunk *c, LineStream *in, const DecodeModel *dm) {
     c->n = 0;
@@ -63,8 +51,12 @@ static int pair_chunk_read(PairChunk *c, LineStream *in, const DecodeModel *dm) 
         *tab = '\0';
         if (strchr(tab + 1, '\t'))
             return attn_error("%s:%ld: more than one tab (expected source<TAB>target)", in->name, in->line_no);
-        if (encode_side(c, 2 * c->n, dm, dm->src_tok, line, in, "source") != 0 ||
-            encode_side(c, 2 * c->n + 1, dm, dm->tgt_tok, tab + 1, in, "target") != 0) return -1;
+        char where[32];
+        snprintf(where, sizeof where, "line %ld", in->line_no);
+        int src = 2 * c->n, tgt = src + 1, max_tokens = dm->max_len - 1;
+        if ((c->len[src] = decode_encode_text(dm, dm->src_tok, line, max_tokens, &c->ids[src], &c->cap[src], where, "source")) < 0 ||
+            (c->len[tgt] = decode_encode_text(dm, dm->tgt_tok, tab + 1, max_tokens, &c->ids[tgt], &c->cap[tgt], where, "target")) < 0)
+            return -1;
         c->n++;
     }
     return c->n;

@@ -104,11 +104,10 @@ static int chunk_read(Chunk *c, LineStream *in, const DecodeModel *dm, int max_t
         size_t len;
         int got = line_stream_next(in, &line, &len);
         if (got <= 0) return got < 0 ? -1 : c->n;
-        int dropped;
-        int n = decode_encode_text(dm, dm->src_tok, line, max_tokens, &c->ids[c->n], &c->cap[c->n], &dropped);
-        if (n < 0) return attn_error("%s:%ld: %s", in->name, in->line_no, attn_last_error());
-        if (dropped > 0)
-            fprintf(stderr, "attn: warning: line %ld: source of %d tokens truncated to %d\n", in->line_no, n + dropped, n);
+        char where[32];
+        snprintf(where, sizeof where, "line %ld", in->line_no);
+        int n = decode_encode_text(dm, dm->src_tok, line, max_tokens, &c->ids[c->n], &c->cap[c->n], where, "source");
+        if (n < 0) return -1;
         c->len[c->n++] = n;
     }
     return c->n;

@@ -9,6 +9,7 @@
 #include "decode.h"
 #include <float.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include "checkpoint.h"
@@ -787,21 +788,24 @@ void decode_prepare_text(const DecodeModel *dm, char *text) {
 }
 
 int decode_encode_text(const DecodeModel *dm, const Tokenizer *t, const char *text, int max_tokens,
-                       int **ids, int *cap, int *dropped) {
+                       int **ids, int *cap, const char *where, const char *side) {
     size_t len = strlen(text);
-    if (utf8_first_invalid(text, len) >= 0) return attn_error("invalid UTF-8");
+    if (utf8_first_invalid(text, len) >= 0) return attn_error("%s: %s: invalid UTF-8", where, side);
     char *prepared = strdup_check(text);
     decode_prepare_text(dm, prepared);
-    size_t need = strlen(prepared) + 1;
+    size_t need = strlen(prepared) + 1;  // one id per byte at most
     if ((size_t)*cap < need) {
         *cap = (int)need;
         *ids = realloc_check(*ids, need * sizeof(int));
     }
     int n = tokenizer_encode(t, prepared, *ids, *cap, 0.0f, NULL);
     free(prepared);
-    if (n < 0) return -1;
-    *dropped = n > max_tokens ? n - max_tokens : 0;
-    return n - *dropped;
+    if (n < 0) return attn_error("%s: %s: %s", where, side, attn_last_error());
+    if (n > max_tokens) {
+        fprintf(stderr, "attn: warning: %s: %s of %d tokens truncated to %d\n", where, side, n, max_tokens);
+        n = max_tokens;
+    }
+    return n;
 }
 
 char *decode_ids_to_text(const Tokenizer *t, const int *ids, int n) {

@@ -104,10 +104,12 @@ void decode_model_close(DecodeModel *dm);
 
 // Prepares a text as the training data was (whitespace trimmed and
 // collapsed, lowercased when the run did) and encodes it with t into *ids
-// (grown as needed), keeping at most max_tokens. Returns the count kept and
-// sets *dropped to the ids cut off; -1 on invalid UTF-8.
+// (grown as needed), keeping at most max_tokens: a longer text is cut, with
+// "attn: warning: WHERE: SIDE of N tokens truncated to M" on stderr, since
+// the commands go on past it. Returns the count kept; -1 on invalid UTF-8,
+// with the error "WHERE: SIDE: ...".
 int decode_encode_text(const DecodeModel *dm, const Tokenizer *t, const char *text, int max_tokens,
-                       int **ids, int *cap, int *dropped);
+                       int **ids, int *cap, const char *where, const char *side);
 // The text of ids (a new string), or NULL on an id outside the vocabulary.
 char *decode_ids_to_text(const Tokenizer *t, const int *ids, int n);
 // The same preparation for a reference text, in place (it only shrinks).
