@@ -22,6 +22,7 @@
 #include "threads.h"
 #include "common.h"
 #include <omp.h>
+#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
 #if defined(__x86_64__)
@@ -226,7 +227,8 @@ static float *grow_buffer(float **buf, size_t *cap, size_t n) {
 // Work is handed out in units (a block of rows x a group of column panels of
 // C) from a shared counter, so a thread that the OS preempts (a machine
 // shared with other work) holds up at most one unit instead of half the
-// product. Which thread computes a unit never changes its result.
+// product, and no thread waits at a barrier for one that has nothing to do.
+// Which thread computes a unit never changes its result.
 
 typedef struct {
     int trans_a, trans_b, M, N, K;
@@ -246,12 +248,37 @@ static long prepacked_offset(int K, int nr, int jc, int nc, int pc) {
 
 static int ceil_div(int a, int b) { return (a + b - 1) / b; }
 
-// Hands out work items 0..count-1 of one phase. Every thread calls it until
-// it returns -1; each thread's last, failing call also counts, so after a
-// barrier all threads agree on where the next phase starts (*base).
-static int next_item(int *counter, int base, int count) {
-    int item = __atomic_fetch_add(counter, 1, __ATOMIC_RELAXED) - base;
-    return item < count ? item : -1;
+// Work of all phases (packing a block of B, computing the units of C with
+// it, the next block, ...) is numbered in one sequence. `claimed` hands out
+// the items of the current phase; `done` counts finished items, and a phase
+// starts only when every item before it is done. So threads wait for work in
+// flight, never for a thread that is idle or preempted: whoever runs takes
+// the next item.
+typedef struct {
+    int claimed;
+    int done;
+} GemmWork;
+
+// The next item of the phase [start, end), or -1 when all are taken.
+static int claim_item(GemmWork *w, int start, int end) {
+    int cur = __atomic_load_n(&w->claimed, __ATOMIC_RELAXED);
+    while (cur < end) {
+        if (__atomic_compare_exchange_n(&w->claimed, &cur, cur + 1, 0, __ATOMIC_RELAXED, __ATOMIC_RELAXED))
+            return cur - start;
+    }
+    return -1;
+}
+
+static void finish_item(GemmWork *w) { __atomic_fetch_add(&w->done, 1, __ATOMIC_RELEASE); }
+
+// Waits until the first `count` items are done (their writes visible).
+static void wait_done(GemmWork *w, int count) {
+    for (int spins = 0; __atomic_load_n(&w->done, __ATOMIC_ACQUIRE) < count; spins++) {
+#if defined(__x86_64__)
+        _mm_pause();
+#endif
+        if (spins > 64) sched_yield();  // let a preempted worker finish its item
+    }
 }
 
 // The units of C for a team of nt: rows in blocks of at most MC (smaller
@@ -270,12 +297,12 @@ static void plan_units(int M, int panels, int mr, int nt, int *block_rows, int *
     *group_panels = ceil_div(panels, groups);
 }
 
-static void gemm_thread(const GemmArgs *g, const GemmPathDesc *path, float *packed_b, int *counter, int nt) {
+static void gemm_thread(const GemmArgs *g, const GemmPathDesc *path, float *packed_b, GemmWork *work, int nt) {
     const int mr = path->mr, nr = path->nr;
     const int nc_max = GEMM_NC / nr * nr;
     float *packed_a = grow_buffer(&tls_a_buf, &tls_a_cap, (size_t)GEMM_MC / mr * mr * GEMM_KC);
     const int a_in_place = path->a_in_place && A_IN_PLACE_ENABLED(g->trans_a);
-    int base = 0, item;
+    int start = 0, item;  // first item of the current phase
 
     for (int jc = 0; jc < g->N; jc += nc_max) {
         int nc = g->N - jc < nc_max ? g->N - jc : nc_max;
@@ -286,18 +313,21 @@ static void gemm_thread(const GemmArgs *g, const GemmPathDesc *path, float *pack
         for (int pc = 0; pc < g->K; pc += GEMM_KC) {
             int kc = g->K - pc < GEMM_KC ? g->K - pc : GEMM_KC;
             float beta = pc == 0 ? g->beta : 1.0f;  // later blocks add to the first
+            // Every earlier unit must be done: they read the B block about to be
+            // repacked, and the units below add into the C they wrote.
+            wait_done(work, start);
             if (g->prepacked_b) {
                 packed_b = (float *)g->prepacked_b + prepacked_offset(g->K, nr, jc, nc, pc);
             } else {
                 // All threads pack the shared B block together, panel by panel.
-                while ((item = next_item(counter, base, panels)) >= 0)
+                while ((item = claim_item(work, start, start + panels)) >= 0) {
                     pack_b_panel(path, packed_b, g->trans_b, g->B, g->ldb, jc, nc, item, pc, kc);
-                base += panels + nt;
-                if (nt > 1) {
-#pragma omp barrier
+                    finish_item(work);
                 }
+                start += panels;
+                wait_done(work, start);
             }
-            while ((item = next_item(counter, base, units)) >= 0) {
+            while ((item = claim_item(work, start, start + units)) >= 0) {
                 int ic = item % row_blocks * block_rows;
                 int mc = g->M - ic < block_rows ? g->M - ic : block_rows;
                 int q0 = item / row_blocks * group_panels;
@@ -324,13 +354,9 @@ static void gemm_thread(const GemmArgs *g, const GemmPathDesc *path, float *pack
                                      rows, cols, g->alpha, beta);
                     }
                 }
+                finish_item(work);
             }
-            base += units + nt;
-            // Nobody may repack B (or count the next phase) while another
-            // thread is still in this one.
-            if (nt > 1) {
-#pragma omp barrier
-            }
+            start += units;
         }
     }
 }
@@ -410,15 +436,15 @@ static void gemm_packed_driver(const GemmArgs *g, const GemmPathDesc *path, int 
         size_t b_floats = (size_t)ceil_div(nc, path->nr) * path->nr * GEMM_KC;
         packed_b = grow_buffer(&tls_b_buf, &tls_b_cap, b_floats);
     }
-    int counter = 0;
+    GemmWork work = {0, 0};
     if (nt == 1) {
-        gemm_thread(g, path, packed_b, &counter, 1);
+        gemm_thread(g, path, packed_b, &work, 1);
         return;
     }
     // The team may be smaller than asked (OMP_THREAD_LIMIT, nesting): the
     // units are counted for the team that actually runs.
-#pragma omp parallel num_threads(nt) shared(counter)
-    gemm_thread(g, path, packed_b, &counter, omp_get_num_threads());
+#pragma omp parallel num_threads(nt) shared(work)
+    gemm_thread(g, path, packed_b, &work, omp_get_num_threads());
 }
 
 // ---------------------------------------------------------------------------
