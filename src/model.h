@@ -6,6 +6,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include "attention.h"
+#include "gemm.h"
 #include "rng.h"
 
 enum { PAD_ID = 0, UNK_ID = 1, BOS_ID = 2, EOS_ID = 3 };
@@ -265,13 +266,22 @@ typedef struct {
                              // the last decoder layer's cross-attention, (B, NH, S)
     float *reorder_tmp;      // (max_B, max(max_T * C, max_S * 2C)) for decode_reorder
     uint8_t *reorder_pad;    // (max_B, max_S)
+    // The decoder's weights packed for gemm_prepacked by decode_begin (a step
+    // multiplies only B rows through each, so repacking the weights at every
+    // step cost as much as the product): per layer DECODE_PACKED_PER_LAYER
+    // matrices, then the generator. decode_step uses the weights as they were
+    // at decode_begin. NULL until the first decode_begin.
+    GemmPackedB *packed;
+    int n_packed;
 } DecodeState;
+enum { DECODE_PACKED_PER_LAYER = 6 };
 
 int decode_state_create(DecodeState *st, const Model *m, int max_B, int max_S, int max_T);
 void decode_state_free(DecodeState *st);
 // Starts decoding B hypotheses over memory (B, S, C) with mem_pad (B, S),
 // e.g. m->acts->memory and m->acts->src_pad after model_encode (repeat rows
-// first for a beam). Projects the memory for every layer.
+// first for a beam). Projects the memory for every layer and packs the
+// decoder's weights (when B > 4: smaller products multiply unpacked).
 int decode_begin(const Model *m, DecodeState *st, const float *memory, const uint8_t *mem_pad,
                  int B, int S);
 // Feeds tokens (B) at position pos (0 for <s>; positions 0..pos-1 must have

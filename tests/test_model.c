@@ -254,6 +254,45 @@ static void test_decode_matches_forward(void) {
 }
 
 // Bad input is an error, not a crash.
+// More than 4 hypotheses: decode_begin packs the decoder's weights and the
+// steps multiply through them; the logits still equal the forward's.
+static void test_decode_packed(void) {
+    ModelConfig cfg;
+    small_config(&cfg);
+    Model m;
+    DecodeState ds;
+    if (model_create(&m, &cfg, 6, 5, 4) || decode_state_create(&ds, &m, 6, 5, 4)) {
+        CHECK(0, "create: %s", attn_last_error()); return;
+    }
+    model_init_weights(&m, 11);
+    int src[30], tin[24], tout[24];
+    Batch b;
+    fill_batch(&b, src, tin, tout, 3, 5, 4);
+    memcpy(src + 15, src, 15 * sizeof(int));   // sentences 3..5 repeat 0..2
+    memcpy(tin + 12, tin, 12 * sizeof(int));
+    memcpy(tout + 12, tout, 12 * sizeof(int));
+    b.B = 6;
+    model_forward(&m, &b, 0.0f, 0, NULL);
+    CHECK(decode_begin(&m, &ds, m.acts->memory, m.acts->src_pad, 6, 5) == 0 && ds.packed != NULL,
+          "decode_begin with 6 hypotheses packs the weights");
+    double max_diff = 0;
+    for (int t = 0; t < 4; t++) {
+        int tokens[6];
+        for (int i = 0; i < 6; i++) tokens[i] = tin[i * 4 + t];
+        decode_step(&m, &ds, tokens, t);
+        for (int i = 0; i < 6; i++) {
+            if (tin[i * 4 + t] == PAD_ID) continue;
+            for (int v = 0; v < cfg.tgt_vocab; v++) {
+                double d = fabs(ds.logits[i * cfg.tgt_vocab + v] - m.logits[(i * 4 + t) * cfg.tgt_vocab + v]);
+                if (d > max_diff) max_diff = d;
+            }
+        }
+    }
+    CHECK(max_diff < 1e-5, "packed weights: cached decoding equals the forward (max diff %.2e)", max_diff);
+    decode_state_free(&ds);
+    model_free(&m);
+}
+
 static void test_bad_batch(void) {
     ModelConfig cfg;
     small_config(&cfg);
@@ -309,6 +348,7 @@ int main(void) {
     for (size_t i = 0; i < sizeof fixture_cases / sizeof fixture_cases[0]; i++) golden_case(fixture_cases[i]);
     test_layout();
     test_decode_matches_forward();
+    test_decode_packed();
     test_bad_batch();
     test_dropout_determinism();
     TEST_EXIT();
