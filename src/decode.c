@@ -51,6 +51,12 @@ int decode_options_validate(const DecodeOptions *opt) {
     if (opt->top_k < 0) return attn_error("top-k must be >= 0 (got %d)", opt->top_k);
     if (!(opt->top_p > 0 && opt->top_p <= 1)) return attn_error("top-p must be in (0, 1] (got %g)", opt->top_p);
     if (opt->batch_size < 1) return attn_error("batch size must be at least 1 (got %d)", opt->batch_size);
+    // The translator keeps 2K candidates for each of batch_size * K rows:
+    // refuse sizes whose buffers would not fit rather than abort on malloc.
+    long K = opt->sample ? opt->nbest : opt->beam_size;
+    if ((long)opt->batch_size * K * 2 * K > DECODE_MAX_CANDIDATES)
+        return attn_error("beam (or samples) %ld with batch size %d needs %ld candidates a step, over %ld: lower --batch-size",
+                          K, opt->batch_size, (long)opt->batch_size * K * 2 * K, (long)DECODE_MAX_CANDIDATES);
     return 0;
 }
 

@@ -56,6 +56,10 @@ typedef struct {
 
 typedef struct Translator Translator;
 
+// Cap on batch_size * K * 2K (K: beam size, or samples): the candidate
+// buffer of a step, 16 bytes each (1 GiB; beam 1000 at batch size 32 fits).
+#define DECODE_MAX_CANDIDATES (1L << 26)
+
 // Defaults: greedy, nbest 1, alpha 0 GNMT, length limit 2 |source| + 10
 // within the model's max_len, sampling temperature 1, top-k 0, top-p 1,
 // seed 1, batch 32, no attention.

@@ -76,6 +76,8 @@ expect_error "translate: bad beam" "bad value for --beam" "$ATTN" translate --mo
 expect_error "translate: nbest above beam" "nbest 3 exceeds the beam size 2" "$ATTN" translate --model "$model" --beam 2 --nbest 3
 expect_error "translate: missing model file" "$dir/nope.safetensors" "$ATTN" translate --model "$dir/nope.safetensors"
 expect_error "translate: no --model" "needs --model" "$ATTN" translate
+expect_error "translate: a beam too large for the batch is refused, not an abort" "lower --batch-size" \
+    "$ATTN" translate --model "$model" --beam 1000 --batch-size 4096
 
 # sampling: seeded, independent of the batch size
 "$ATTN" translate --model "$model" --sample --temperature 1.5 --seed 7 < "$dir/src" > "$dir/s1"
