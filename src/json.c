@@ -58,6 +58,8 @@ static int parse_escape(Parser *p, StrBuf *sb) {
         cp = 0x10000 + ((cp - 0xD800) << 10) + (low - 0xDC00);
     } else if (cp >= 0xDC00 && cp <= 0xDFFF) {
         return fail(p, "unpaired surrogate");
+    } else if (cp == 0) {
+        return fail(p, "\\u0000 in a string (strings are NUL-terminated here)");  // it would cut the string silently
     }
     char buf[4];
     sb_append(sb, buf, (size_t)utf8_encode(cp, buf));

@@ -26,6 +26,7 @@ int main(void) {
     CHECK(!parses("\"abc"), "unterminated string rejected");
     CHECK(!parses("\"\\ud800\""), "lone surrogate rejected");
     CHECK(!parses("01"), "leading zero rejected");
+    CHECK(!parses("{\"a\\u0000b\":1}") && strstr(attn_last_error(), "u0000"), "a NUL escape is rejected, not cut: %s", attn_last_error());
     CHECK(!parses("{} x"), "trailing garbage rejected");
     CHECK(!parses("\"\xC0\xAF\""), "invalid UTF-8 rejected");
     char deep[200];
