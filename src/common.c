@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 static char last_error[1024];
@@ -97,6 +98,12 @@ int stdout_flush(void) {
     if (fflush(stdout) == 0 && !ferror(stdout)) return 0;
     int e = errno;
     return attn_error("standard output: write error%s%s (the output is incomplete)", e ? ": " : "", e ? strerror(e) : "");
+}
+
+double monotonic_seconds(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
 static int fsync_dir_of(const char *path) {
