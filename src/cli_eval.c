@@ -6,7 +6,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include "cli.h"
 #include "common.h"
 #include "data.h"
@@ -164,12 +163,6 @@ typedef struct {
     double decode_seconds;
 } EvalResults;
 
-static double seconds_now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
 static int compute_metrics(EvalResults *r, const EvalData *d, char **hyps, int mask) {
     BleuOptions bo;
     ChrfOptions co;
@@ -292,9 +285,9 @@ static int decode_segments(char **hyps, double *seconds, const EvalData *d, Deco
     int rc = encode_all(&src, d->src, d->seg_first, d->n_seg, dm, dm->src_tok, path, "source");
     if (rc == 0) rc = translator_create(&tr, &dm->model, opt);
     if (rc == 0) {
-        double t0 = seconds_now();
+        double t0 = monotonic_seconds();
         rc = translator_run(tr, (const int *const *)src.ids, src.len, d->n_seg, 0, res);
-        *seconds = seconds_now() - t0;
+        *seconds = monotonic_seconds() - t0;
     }
     for (int s = 0; s < d->n_seg && rc == 0; s++)
         if (!(hyps[s] = decode_ids_to_text(dm->tgt_tok, res[s].hyps[0].tokens, res[s].hyps[0].len)))

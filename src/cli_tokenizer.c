@@ -4,7 +4,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include "cli.h"
 #include "common.h"
 #include "data.h"
@@ -89,12 +88,6 @@ static int lineset_has_text(const LineSet *ls) {
     return 0;
 }
 
-static double seconds_now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 static int parse_learn_flags(int argc, char **argv, TokenizerType *type, TokenizerOptions *o,
                              const char **out, int *first_file) {
     long vocab = -1, min_freq = -1;
@@ -130,7 +123,7 @@ static int tokenizer_learn_cmd(int argc, char **argv) {
     const char *out;
     int first_file = 0;
     if (parse_learn_flags(argc, argv, &type, &opts, &out, &first_file)) return -1;
-    double start = seconds_now();
+    double start = monotonic_seconds();
     LineSet ls = {0};
     int rc = 0;
     for (int i = first_file; i < argc && rc == 0; i++) rc = lineset_read(&ls, argv[i]);
@@ -142,7 +135,7 @@ static int tokenizer_learn_cmd(int argc, char **argv) {
     if (rc == 0) rc = tokenizer_save(t, out);
     if (rc == 0)
         fprintf(stderr, "learned a %s tokenizer of %d pieces from %ld lines in %.2f s: %s\n",
-                tokenizer_type_name(type), tokenizer_vocab_size(t), ls.n, seconds_now() - start, out);
+                tokenizer_type_name(type), tokenizer_vocab_size(t), ls.n, monotonic_seconds() - start, out);
     tokenizer_free(t);
     lineset_free(&ls);
     return rc;

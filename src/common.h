@@ -45,6 +45,9 @@ int write_file_atomic(const char *path, const void *data, size_t len);
 int stdout_check_open(void);
 int stdout_flush(void);
 
+// Seconds on the monotonic clock, for timing (never steps back with the wall clock).
+double monotonic_seconds(void);
+
 // A growable NUL-terminated string, for building JSON, metadata and output.
 typedef struct { char *data; size_t len, cap; } StrBuf;
 void sb_append(StrBuf *sb, const char *s, size_t n);
