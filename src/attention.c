@@ -138,6 +138,30 @@ static void backward_core(float *dq, float *dk, float *dv, float *dprobs,
     }
 }
 
+// out (B, Tq, C) = P_used V per (batch, head) tile, P_used rebuilt from probs
+// and the dropout: the forward's last product, bit for bit (the same gemm
+// on the same values), for a backward that did not keep the output.
+static void recompute_weighted_values(float *out, const float *probs, const float *v, const AttnDims *d,
+                                      const ProbDropout *pd) {
+    int B = d->B, Tq = d->Tq, Tk = d->Tk, C = d->C, NH = d->NH, HS = C / NH;
+    long att_size = (long)Tq * Tk;
+    long work = (long)B * NH * att_size * HS;
+    #pragma omp parallel for schedule(static) if (work >= ATTN_PARALLEL_MIN_WORK)
+    for (int bh = 0; bh < B * NH; bh++) {
+        int b = bh / NH, h = bh % NH;
+        long base = bh * att_size;
+        const float *p = probs + base;
+        if (pd->on) {
+            float *pu = tile_scratch(att_size);
+            #pragma omp simd
+            for (long j = 0; j < att_size; j++) pu[j] = prob_kept(pd, base + j) ? p[j] * pd->scale : 0.0f;
+            p = pu;
+        }
+        gemm(0, 0, Tq, HS, Tk, 1.0f, p, Tk, v + (long)b * d->kv_rows * d->ldkv + h * HS, d->ldkv, 0.0f,
+             out + (long)b * Tq * C + h * HS, C);
+    }
+}
+
 void attention_forward(float *out, float *probs, float *probs_drop, uint8_t *drop_keep,
                        const float *q, const float *k, const float *v, const uint8_t *key_pad,
                        const AttnDims *d, float p_drop, Rng *rng) {
@@ -183,10 +207,15 @@ void self_attention_backward(float *dx, const MhaParams *g, const MhaScratch *s,
                              float p_drop) {
     AttnDims d = {B, T, T, C, NH, 3 * C, 3 * C, T, causal};
     long BT = (long)B * T;
-    memset(s->datt, 0, BT * C * sizeof(float));
-    linear_backward(s->datt, g->out_w, g->out_b, dout, a->att, w->out_w, B * T, C, C);
-    memset(s->dq, 0, BT * 3 * C * sizeof(float));
     ProbDropout pd = prob_dropout(p_drop, NULL, a->drop_seed);
+    const float *att = a->att;
+    if (s->att) {   // a->att was not kept: rebuild it
+        recompute_weighted_values(s->att, a->probs, a->q + 2 * C, &d, &pd);
+        att = s->att;
+    }
+    memset(s->datt, 0, BT * C * sizeof(float));
+    linear_backward(s->datt, g->out_w, g->out_b, dout, att, w->out_w, B * T, C, C);
+    memset(s->dq, 0, BT * 3 * C * sizeof(float));
     backward_core(s->dq, s->dq + C, s->dq + 2 * C, s->dprobs, s->datt, a->q, a->q + C, a->q + 2 * C, a->probs,
                   &d, &pd);
     linear_backward(dx, g->in_w, g->in_b, s->dq, x, w->in_w, B * T, C, 3 * C);
@@ -216,11 +245,16 @@ void cross_attention_backward(float *dx, float *dmem, const MhaParams *g, const 
                               const float *mem, const MhaParams *w,
                               int B, int Tq, int Tk, int C, int NH, float p_drop) {
     AttnDims d = {B, Tq, Tk, C, NH, C, 2 * C, Tk, 0};
+    ProbDropout pd = prob_dropout(p_drop, NULL, a->drop_seed);
+    const float *att = a->att;
+    if (s->att) {   // a->att was not kept: rebuild it
+        recompute_weighted_values(s->att, a->probs, a->kv + C, &d, &pd);
+        att = s->att;
+    }
     memset(s->datt, 0, (long)B * Tq * C * sizeof(float));
-    linear_backward(s->datt, g->out_w, g->out_b, dout, a->att, w->out_w, B * Tq, C, C);
+    linear_backward(s->datt, g->out_w, g->out_b, dout, att, w->out_w, B * Tq, C, C);
     memset(s->dq, 0, (long)B * Tq * C * sizeof(float));
     memset(s->dkv, 0, (long)B * Tk * 2 * C * sizeof(float));
-    ProbDropout pd = prob_dropout(p_drop, NULL, a->drop_seed);
     backward_core(s->dq, s->dkv, s->dkv + C, s->dprobs, s->datt, a->q, a->kv, a->kv + C, a->probs, &d, &pd);
     linear_backward(dx, g->in_w, g->in_b, s->dq, x, w->in_w, B * Tq, C, C);
     linear_backward(dmem, g->in_w + (long)C * C, g->in_b + C, s->dkv, mem,

@@ -72,6 +72,10 @@ typedef struct {
     float *dq;           // (B, Tq, 3C) (self) or (B, Tq, C) (cross)
     float *dkv;          // (B, Tk, 2C) (cross)
     float *dprobs;       // (B, NH, Tq, Tk)
+    float *att;          // (B, Tq, C), or NULL: when given, the backward rebuilds the
+                         // attention output (out_proj's input) here from probs, the
+                         // dropout seed and the values, instead of reading a->att
+                         // (a model then need not keep one per sublayer)
 } MhaScratch;
 
 // Self-attention of x (B, T, C) over itself; key_pad (B, T) or NULL; causal

@@ -215,11 +215,12 @@ static float *take_f(Arena *a, long n) { return arena_take(a, (size_t)n * sizeof
 // Residual sums are stored only pre-LN, where they are the stream itself.
 static float *take_res(Arena *a, long n, int pre_ln) { return pre_ln ? take_f(a, n) : NULL; }
 
-// Dropout masks and the dropped probabilities are not stored (model.h).
-static void layout_mha(MhaActs *a, Arena *ar, int cross, long B, long Tq, long Tk, long C, long NH) {
+// Dropout masks and the dropped probabilities are not stored, and all
+// sublayers share one attention output buffer `att` (model.h).
+static void layout_mha(MhaActs *a, Arena *ar, int cross, long B, long Tq, long Tk, long C, long NH, float *att) {
     a->q = take_f(ar, B * Tq * (cross ? C : 3 * C));
     a->kv = cross ? take_f(ar, B * Tk * 2 * C) : NULL;
-    a->att = take_f(ar, B * Tq * C);
+    a->att = att;
     a->probs = take_f(ar, B * NH * Tq * Tk);
     a->probs_drop = NULL;
     a->drop_keep = NULL;
@@ -232,11 +233,25 @@ static void layout_layer_norm(Arena *ar, float **out, float **mean, float **rstd
     *rstd = take_f(ar, N);
 }
 
+// The backward's scratch that is not live while dlogits is (see below).
+static void layout_backward_scratch(Activations *acts, Arena *ar, long B, long S, long Tm, long C, long F,
+                                    long NH, int relu) {
+    acts->dtmp2 = take_f(ar, B * Tm * C);
+    acts->dact = take_f(ar, B * Tm * F);
+    acts->dff1 = relu ? acts->dact : take_f(ar, B * Tm * F);   // ReLU's backward runs in place
+    acts->dmemory = take_f(ar, B * S * C);
+    acts->mha.datt = take_f(ar, B * Tm * C);
+    acts->mha.dq = take_f(ar, B * Tm * 3 * C);
+    acts->mha.dkv = take_f(ar, B * S * 2 * C);
+    acts->mha.dprobs = take_f(ar, B * NH * Tm * Tm);
+}
+
 static void layout_activations(Activations *acts, float **logits, Arena *ar, const ModelConfig *c,
                                long B, long S, long T, long Vt) {
     long C = c->d_model, F = c->d_ff, NH = c->n_heads, Tm = S > T ? S : T;
     int relu = c->activation == ACT_RELU;   // ReLU runs in place: ff1 is act (model.h)
     int pre_ln = c->norm_first;             // post-LN stores no residual sums (model.h)
+    acts->mha.att = take_f(ar, B * Tm * C);   // every sublayer's att, and the backward's rebuilt one
     acts->src_pad = arena_take(ar, B * S);
     acts->tgt_pad = arena_take(ar, B * T);
     acts->src_x = take_f(ar, B * S * C);
@@ -244,7 +259,7 @@ static void layout_activations(Activations *acts, float **logits, Arena *ar, con
     for (int l = 0; l < c->n_enc_layers; l++) {
         EncoderLayerActs *L = &acts->enc[l];
         layout_layer_norm(ar, &L->ln1, &L->ln1_mean, &L->ln1_rstd, B * S, C);
-        layout_mha(&L->self, ar, 0, B, S, S, C, NH);
+        layout_mha(&L->self, ar, 0, B, S, S, C, NH, acts->mha.att);
         L->res1 = take_res(ar, B * S * C, pre_ln);
         layout_layer_norm(ar, &L->ln2, &L->ln2_mean, &L->ln2_rstd, B * S, C);
         L->ff1 = take_f(ar, B * S * F);
@@ -258,10 +273,10 @@ static void layout_activations(Activations *acts, float **logits, Arena *ar, con
     for (int l = 0; l < c->n_dec_layers; l++) {
         DecoderLayerActs *L = &acts->dec[l];
         layout_layer_norm(ar, &L->ln1, &L->ln1_mean, &L->ln1_rstd, B * T, C);
-        layout_mha(&L->self, ar, 0, B, T, T, C, NH);
+        layout_mha(&L->self, ar, 0, B, T, T, C, NH, acts->mha.att);
         L->res1 = take_res(ar, B * T * C, pre_ln);
         layout_layer_norm(ar, &L->ln2, &L->ln2_mean, &L->ln2_rstd, B * T, C);
-        layout_mha(&L->cross, ar, 1, B, T, S, C, NH);
+        layout_mha(&L->cross, ar, 1, B, T, S, C, NH, acts->mha.att);
         L->res2 = take_res(ar, B * T * C, pre_ln);
         layout_layer_norm(ar, &L->ln3, &L->ln3_mean, &L->ln3_rstd, B * T, C);
         L->ff1 = take_f(ar, B * T * F);
@@ -277,14 +292,14 @@ static void layout_activations(Activations *acts, float **logits, Arena *ar, con
     acts->probs = *logits;
     acts->dstream = take_f(ar, B * Tm * C);
     acts->dtmp1 = take_f(ar, B * Tm * C);
-    acts->dtmp2 = take_f(ar, B * Tm * C);
-    acts->dact = take_f(ar, B * Tm * F);
-    acts->dff1 = relu ? acts->dact : take_f(ar, B * Tm * F);   // ReLU's backward runs in place
-    acts->dmemory = take_f(ar, B * S * C);
-    acts->mha.datt = take_f(ar, B * Tm * C);
-    acts->mha.dq = take_f(ar, B * Tm * 3 * C);
-    acts->mha.dkv = take_f(ar, B * S * 2 * C);
-    acts->mha.dprobs = take_f(ar, B * NH * Tm * Tm);
+    // The rest of the backward's scratch is first used after the generator's
+    // backward has consumed dlogits: it lives inside the logits buffer when
+    // it fits there (large vocabularies), else on its own.
+    Arena need = {NULL, 0};
+    layout_backward_scratch(acts, &need, B, S, Tm, C, F, NH, relu);
+    size_t logits_bytes = (size_t)(B * T * Vt) * sizeof(float);
+    Arena in_logits = {(char *)*logits, 0};
+    layout_backward_scratch(acts, need.used <= logits_bytes ? &in_logits : ar, B, S, Tm, C, F, NH, relu);
 }
 
 // ---------------------------------------------------------------------------

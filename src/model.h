@@ -101,7 +101,10 @@ typedef struct {
 // masks are not stored: each dropout site keeps the seed it drew (*_seed) and
 // the backward recomputes the mask from it (kernels.h dropout_forward_seeded);
 // the *_keep pointers are always NULL, as are the attention's drop_keep and
-// probs_drop (MhaActs.drop_seed holds its seed).
+// probs_drop (MhaActs.drop_seed holds its seed). The attention outputs
+// (MhaActs.att, out_proj's input) of all sublayers are one buffer, holding
+// the last sublayer's after a forward; the backward rebuilds each from probs
+// and the values (MhaScratch.att, the same buffer).
 // With ReLU, ff1 and act are one buffer (ReLU and dropout run in place over
 // linear1's output): act > 0 exactly where linear1's output is > 0 and the
 // unit was kept, which is all the backward needs (a dropped unit gets no

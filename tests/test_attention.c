@@ -172,7 +172,8 @@ static double sub_loss(void *c) {
 }
 
 // store: keep the dropout mask and dropped probabilities in a->drop_keep and
-// a->probs_drop; without, the backward rebuilds them from a->drop_seed.
+// a->probs_drop; without, the backward rebuilds them from a->drop_seed, and
+// the attention output in MhaScratch.att.
 static void check_sublayer(int cross, int causal, float p_drop, int store, const char *name) {
     int B = 2, Tq = 4, Tk = cross ? 5 : 4, C = 6, NH = 2;
     long nx = (long)B * Tq * C, nm = (long)B * Tk * C, np = (long)B * NH * Tq * Tk;
@@ -185,7 +186,10 @@ static void check_sublayer(int cross, int causal, float p_drop, int store, const
     s.pad[Tk + Tk - 2] = 1;       // batch entry 1: second-to-last too
     sub_loss(&s);
     MhaParams g = {zeros(3L * C * C), zeros(3L * C), zeros((long)C * C), zeros(C)};
-    MhaScratch scratch = {zeros(nx), zeros(B * Tq * 3L * C), zeros(B * Tk * 2L * C), zeros(np)};
+    // Without stored masks, the backward also rebuilds the attention output:
+    // the kept one is poisoned to prove it is not read.
+    MhaScratch scratch = {zeros(nx), zeros(B * Tq * 3L * C), zeros(B * Tk * 2L * C), zeros(np), store ? NULL : zeros(nx)};
+    if (!store) for (long i = 0; i < nx; i++) s.a.att[i] = NAN;
     float *dx = zeros(nx), *dmem = zeros(nm);
     if (cross) cross_attention_backward(dx, dmem, &g, &scratch, s.R, &s.a, s.x, s.mem, &s.w, B, Tq, Tk, C, NH, p_drop);
     else self_attention_backward(dx, &g, &scratch, s.R, &s.a, s.x, &s.w, B, Tq, C, NH, causal, p_drop);
@@ -200,7 +204,7 @@ static void check_sublayer(int cross, int causal, float p_drop, int store, const
     free(s.x); free(s.mem); free(s.R); free(s.w.in_w); free(s.w.in_b); free(s.w.out_w); free(s.w.out_b);
     free(s.a.q); free(s.a.kv); free(s.a.att); free(s.a.probs); free(s.a.probs_drop); free(s.a.drop_keep); free(s.a.out);
     free(s.pad); free(g.in_w); free(g.in_b); free(g.out_w); free(g.out_b);
-    free(scratch.datt); free(scratch.dq); free(scratch.dkv); free(scratch.dprobs); free(dx); free(dmem);
+    free(scratch.datt); free(scratch.dq); free(scratch.dkv); free(scratch.dprobs); free(scratch.att); free(dx); free(dmem);
 }
 
 // The sublayer computes out_proj(attention(x Wq^T + bq, m Wk^T + bk, m Wv^T + bv)).

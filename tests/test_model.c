@@ -293,6 +293,39 @@ static void test_decode_packed(void) {
     model_free(&m);
 }
 
+// With a large vocabulary the backward's scratch lives inside the logits
+// buffer (model.c layout_backward_scratch): the gradients are bit for bit
+// those of a model whose larger capacity keeps the scratch on its own.
+static void test_scratch_in_logits(void) {
+    ModelConfig cfg;
+    small_config(&cfg);
+    cfg.tgt_vocab = 200;   // logits (B, 4, 200); the scratch grows with the longer of S and T
+    Model small, large;
+    if (model_create(&small, &cfg, 3, 5, 4) || model_create(&large, &cfg, 3, 16, 4)) {
+        CHECK(0, "create: %s", attn_last_error()); return;
+    }
+    long cap = 3L * 4 * cfg.tgt_vocab;
+    int in_small = small.acts->dtmp2 >= small.logits && small.acts->dtmp2 < small.logits + cap;
+    int in_large = large.acts->dtmp2 >= large.logits && large.acts->dtmp2 < large.logits + cap;
+    CHECK(in_small && !in_large, "scratch inside the logits only when it fits (%d %d)", in_small, in_large);
+    model_init_weights(&small, 5);
+    memcpy(large.param_memory, small.param_memory, (size_t)small.n_params * sizeof(float));
+    int src[15], tin[12], tout[12];
+    Batch b;
+    fill_batch(&b, src, tin, tout, 3, 5, 4);
+    for (int i = 0; i < 12; i++) if (tout[i] != PAD_ID) tout[i] = 4 + (tout[i] * 37) % 196;   // targets across the vocabulary
+    Rng r1, r2;
+    rng_seed(&r1, 3); rng_seed(&r2, 3);
+    model_zero_grad(&small); model_zero_grad(&large);
+    float l1 = model_forward(&small, &b, 0.1f, 1, &r1), l2 = model_forward(&large, &b, 0.1f, 1, &r2);
+    model_backward(&small, &b);
+    model_backward(&large, &b);
+    CHECK(l1 == l2 && !memcmp(small.grad_memory, large.grad_memory, (size_t)small.n_params * sizeof(float)),
+          "scratch in the logits: same loss and bit-identical gradients (%.6f %.6f)", l1, l2);
+    model_free(&small);
+    model_free(&large);
+}
+
 static void test_bad_batch(void) {
     ModelConfig cfg;
     small_config(&cfg);
@@ -349,6 +382,7 @@ int main(void) {
     test_layout();
     test_decode_matches_forward();
     test_decode_packed();
+    test_scratch_in_logits();
     test_bad_batch();
     test_dropout_determinism();
     TEST_EXIT();
