@@ -50,24 +50,49 @@ static int scorer_input_read(ScorerInput *in, const ScorerArgs *a) {
     return 0;
 }
 
-// Parses the flags both scorers share; returns 1 when argv[*i] was one of them.
-static int parse_common_flag(int argc, char **argv, int *i, ScorerArgs *a, int *err) {
+// Parses the flags both scorers share; returns 1 when argv[*i] was one of
+// them, 0 when not, -1 on a bad value.
+static int parse_common_flag(int argc, char **argv, int *i, ScorerArgs *a) {
     const char *v;
-    *err = 0;
     if (!strcmp(argv[*i], "--ref") || !strcmp(argv[*i], "-r")) {
-        if (flag_value(argc, argv, i, &v) != 0) { *err = 1; return 1; }
-        if (a->n_refs == MAX_REF_FILES) { *err = 1; attn_error("at most %d --ref files", MAX_REF_FILES); return 1; }
+        if (flag_value(argc, argv, i, &v) != 0) return -1;
+        if (a->n_refs == MAX_REF_FILES) return attn_error("at most %d --ref files", MAX_REF_FILES);
         a->ref_paths[a->n_refs++] = v;
         return 1;
     }
     if (!strcmp(argv[*i], "--input") || !strcmp(argv[*i], "-i")) {
-        if (flag_value(argc, argv, i, &v) != 0) { *err = 1; return 1; }
+        if (flag_value(argc, argv, i, &v) != 0) return -1;
         a->input = v;
         return 1;
     }
     if (!strcmp(argv[*i], "--score-only") || !strcmp(argv[*i], "-b")) { a->score_only = 1; return 1; }
     return 0;
 }
+
+// A scorer's own flags: returns 1 when argv[*i] was one, 0 when not, -1 on
+// a bad value (as parse_common_flag).
+typedef int (*ScorerFlag)(int argc, char **argv, int *i, void *options);
+
+// Parses a scorer's command line: the shared flags, then its own; --help
+// sets *help. At least one --ref is required.
+static int parse_scorer_args(int argc, char **argv, const char *name, ScorerFlag own_flag, void *options,
+                             ScorerArgs *a, int *help) {
+    memset(a, 0, sizeof *a);
+    a->input = "-";
+    *help = 0;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) { *help = 1; return 0; }
+        int r = parse_common_flag(argc, argv, &i, a);
+        if (r == 0) r = own_flag(argc, argv, &i, options);
+        if (r < 0) return -1;
+        if (r == 0) return attn_error("%s: unknown flag '%s' (try attn %s --help)", name, argv[i], name);
+    }
+    if (a->n_refs == 0) return attn_error("%s needs at least one --ref FILE (try attn %s --help)", name, name);
+    return 0;
+}
+
+// ----------------------------------------------------------------------------
+// attn bleu
 
 static const char *bleu_usage =
     "usage: attn bleu --ref REF [--ref REF2 ...] [flags] < HYP\n"
@@ -81,41 +106,39 @@ static const char *bleu_usage =
     "  --effective-order     stop at the first n-gram order with no n-grams\n"
     "  -b, --score-only      print the score only\n";
 
+static int parse_bleu_flag(int argc, char **argv, int *i, void *options) {
+    BleuOptions *opt = options;
+    const char *f = argv[*i], *v;
+    if (!strcmp(f, "--effective-order")) { opt->effective_order = 1; return 1; }
+    if (strcmp(f, "--tokenize") && strcmp(f, "--smooth") && strcmp(f, "--smooth-value") && strcmp(f, "--max-order")) return 0;
+    if (flag_value(argc, argv, i, &v) != 0) return -1;
+    if (!strcmp(f, "--tokenize")) {
+        if (!strcmp(v, "13a")) opt->tokenizer = BLEU_TOK_13A;
+        else if (!strcmp(v, "none")) opt->tokenizer = BLEU_TOK_NONE;
+        else return attn_error("bad value for --tokenize: '%s' (use 13a or none)", v);
+    } else if (!strcmp(f, "--smooth")) {
+        if (!strcmp(v, "exp")) opt->smooth = BLEU_SMOOTH_EXP;
+        else if (!strcmp(v, "floor")) opt->smooth = BLEU_SMOOTH_FLOOR;
+        else if (!strcmp(v, "add-k")) opt->smooth = BLEU_SMOOTH_ADD_K;
+        else if (!strcmp(v, "none")) opt->smooth = BLEU_SMOOTH_NONE;
+        else return attn_error("bad value for --smooth: '%s' (use exp, floor, add-k or none)", v);
+    } else if (!strcmp(f, "--smooth-value")) {
+        if (parse_float_flag(f, v, 0, 1e9, &opt->smooth_value) != 0) return -1;
+    } else {
+        long n;
+        if (parse_int_flag(f, v, 1, BLEU_MAX_ORDER, &n) != 0) return -1;
+        opt->max_order = (int)n;
+    }
+    return 1;
+}
+
 int cmd_bleu(int argc, char **argv) {
-    ScorerArgs a = {.input = "-"};
+    ScorerArgs a;
     BleuOptions opt;
     bleu_options_default(&opt);
-    for (int i = 1; i < argc; i++) {
-        int err;
-        const char *v;
-        if (parse_common_flag(argc, argv, &i, &a, &err)) { if (err) return -1; continue; }
-        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) { fputs(bleu_usage, stdout); return 0; }
-        if (!strcmp(argv[i], "--tokenize")) {
-            if (flag_value(argc, argv, &i, &v) != 0) return -1;
-            if (!strcmp(v, "13a")) opt.tokenizer = BLEU_TOK_13A;
-            else if (!strcmp(v, "none")) opt.tokenizer = BLEU_TOK_NONE;
-            else return attn_error("bad value for --tokenize: '%s' (use 13a or none)", v);
-        } else if (!strcmp(argv[i], "--smooth")) {
-            if (flag_value(argc, argv, &i, &v) != 0) return -1;
-            if (!strcmp(v, "exp")) opt.smooth = BLEU_SMOOTH_EXP;
-            else if (!strcmp(v, "floor")) opt.smooth = BLEU_SMOOTH_FLOOR;
-            else if (!strcmp(v, "add-k")) opt.smooth = BLEU_SMOOTH_ADD_K;
-            else if (!strcmp(v, "none")) opt.smooth = BLEU_SMOOTH_NONE;
-            else return attn_error("bad value for --smooth: '%s' (use exp, floor, add-k or none)", v);
-        } else if (!strcmp(argv[i], "--smooth-value")) {
-            if (flag_value(argc, argv, &i, &v) != 0 || parse_float_flag("--smooth-value", v, 0, 1e9, &opt.smooth_value) != 0)
-                return -1;
-        } else if (!strcmp(argv[i], "--max-order")) {
-            long n;
-            if (flag_value(argc, argv, &i, &v) != 0 || parse_int_flag("--max-order", v, 1, BLEU_MAX_ORDER, &n) != 0) return -1;
-            opt.max_order = (int)n;
-        } else if (!strcmp(argv[i], "--effective-order")) {
-            opt.effective_order = 1;
-        } else {
-            return attn_error("bleu: unknown flag '%s' (try attn bleu --help)", argv[i]);
-        }
-    }
-    if (a.n_refs == 0) return attn_error("bleu needs at least one --ref FILE (try attn bleu --help)");
+    int help;
+    if (parse_scorer_args(argc, argv, "bleu", parse_bleu_flag, &opt, &a, &help) != 0) return -1;
+    if (help) { fputs(bleu_usage, stdout); return stdout_flush(); }
     ScorerInput in;
     if (stdout_check_open() != 0 || scorer_input_read(&in, &a) != 0) return -1;
     BleuScore score;
@@ -131,6 +154,9 @@ int cmd_bleu(int argc, char **argv) {
     return stdout_flush();
 }
 
+// ----------------------------------------------------------------------------
+// attn chrf
+
 static const char *chrf_usage =
     "usage: attn chrf --ref REF [--ref REF2 ...] [flags] < HYP\n"
     "Corpus chrF exactly as sacreBLEU 2.x computes it by default (chrF2).\n"
@@ -142,30 +168,27 @@ static const char *chrf_usage =
     "  --eps-smoothing       chrF++.py-style epsilon smoothing instead of effective order\n"
     "  -b, --score-only      print the score only\n";
 
+static int parse_chrf_flag(int argc, char **argv, int *i, void *options) {
+    ChrfOptions *opt = options;
+    const char *f = argv[*i], *v;
+    if (!strcmp(f, "--whitespace")) { opt->whitespace = 1; return 1; }
+    if (!strcmp(f, "--eps-smoothing")) { opt->eps_smoothing = 1; return 1; }
+    if (strcmp(f, "--beta") && strcmp(f, "--char-order")) return 0;
+    if (flag_value(argc, argv, i, &v) != 0) return -1;
+    if (!strcmp(f, "--beta")) return parse_float_flag(f, v, 0, 1000, &opt->beta) != 0 ? -1 : 1;
+    long n;
+    if (parse_int_flag(f, v, 1, CHRF_MAX_ORDER, &n) != 0) return -1;
+    opt->char_order = (int)n;
+    return 1;
+}
+
 int cmd_chrf(int argc, char **argv) {
-    ScorerArgs a = {.input = "-"};
+    ScorerArgs a;
     ChrfOptions opt;
     chrf_options_default(&opt);
-    for (int i = 1; i < argc; i++) {
-        int err;
-        const char *v;
-        if (parse_common_flag(argc, argv, &i, &a, &err)) { if (err) return -1; continue; }
-        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) { fputs(chrf_usage, stdout); return 0; }
-        if (!strcmp(argv[i], "--beta")) {
-            if (flag_value(argc, argv, &i, &v) != 0 || parse_float_flag("--beta", v, 0, 1000, &opt.beta) != 0) return -1;
-        } else if (!strcmp(argv[i], "--char-order")) {
-            long n;
-            if (flag_value(argc, argv, &i, &v) != 0 || parse_int_flag("--char-order", v, 1, CHRF_MAX_ORDER, &n) != 0) return -1;
-            opt.char_order = (int)n;
-        } else if (!strcmp(argv[i], "--whitespace")) {
-            opt.whitespace = 1;
-        } else if (!strcmp(argv[i], "--eps-smoothing")) {
-            opt.eps_smoothing = 1;
-        } else {
-            return attn_error("chrf: unknown flag '%s' (try attn chrf --help)", argv[i]);
-        }
-    }
-    if (a.n_refs == 0) return attn_error("chrf needs at least one --ref FILE (try attn chrf --help)");
+    int help;
+    if (parse_scorer_args(argc, argv, "chrf", parse_chrf_flag, &opt, &a, &help) != 0) return -1;
+    if (help) { fputs(chrf_usage, stdout); return stdout_flush(); }
     ScorerInput in;
     if (stdout_check_open() != 0 || scorer_input_read(&in, &a) != 0) return -1;
     double score;
