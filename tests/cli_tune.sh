@@ -96,6 +96,17 @@ grep -q 'resuming' "$dir/k2.out" && pass "the resumed search says so" || fail "n
 check "resumed search gives the same table as an uninterrupted one" \
     "$(cut -d, -f1-6,8- "$dir/k/results.csv")" "$(cut -d, -f1-6,8- "$dir/a/results.csv")"
 
+# synchronous successive halving: 3 trials, the best one goes on to 30 steps
+"$ATTN" tune --config "$dir/base.conf" --space "$dir/space" --out "$dir/s" --method sha --trials 3 --steps 30 --min-steps 10 > "$dir/s.out" 2>&1
+check "sha: 3 at 10 steps, the best at 30" "$?:$(tail -n +2 "$dir/s/results.csv" | cut -d, -f6 | sort -n | tr '\n' ' ')" "0:10 10 30 "
+
+# a time budget per trial: the trial stops long before its step budget
+"$ATTN" tune --config "$dir/base.conf" --space "$dir/space" --out "$dir/m" --method random --trials 1 --steps 1000000 --minutes 0.005 > "$dir/m.out" 2>&1
+rc=$?
+steps=$(sed -n 2p "$dir/m/results.csv" | cut -d, -f6)
+[ "$rc" = 0 ] && [ "$steps" -gt 0 ] && [ "$steps" -lt 1000000 ] && pass "--minutes stops a trial by time ($steps steps) and it still counts" \
+    || fail "--minutes: $(cat "$dir/m.out")"
+
 # errors
 printf 'lr loguniform 0 1\n' > "$dir/bad1"
 "$ATTN" tune --config "$dir/base.conf" --space "$dir/bad1" --out "$dir/x" --steps 10 2> "$dir/e1"
