@@ -78,6 +78,7 @@ typedef struct {
     StrBuf diag_line;               // reused for the statistics records
     double train_loss_avg;          // moving average of the step loss (overfitting signal)
     int diag_failed;                // a detector said stop; attn_error holds why
+    int step_skipped;               // the last step's update was skipped (its loss means nothing)
     int data_failed;                // encoding an epoch (BPE-dropout) failed; attn_error holds why
     // --overfit-batch: the loss at steps 1, 2, 4, 8, ... and the last one
     float overfit_curve[40];
@@ -546,6 +547,7 @@ static float train_step(Trainer *t) {
     float step_loss = tokens ? (float)(loss_sum / (double)tokens) : 0.0f;
     DiagAction action = check_update(t, step_loss);
     if (action == DIAG_STOP) return step_loss;  // loop() sees t->diag_failed
+    t->step_skipped = action == DIAG_SKIP;
     if (action == DIAG_SKIP) {                  // the step is spent, the weights stay
         t->state.step++;
         t->state.tokens_seen += tokens;
@@ -1048,7 +1050,7 @@ static int loop(Trainer *t) {
     while (!stop && !stop_signal && budget_left(t)) {
         float loss = train_step(t);
         if (t->diag_failed || t->data_failed) return -1;
-        if (c->overfit_batch && overfit_track(t, loss)) stop = 1;
+        if (c->overfit_batch && !t->step_skipped && overfit_track(t, loss)) stop = 1;
         if (!isfinite(loss) || !isfinite(t->last_grad_norm))
             return attn_error("step %ld: the loss or the gradient is not finite (loss %g, gradient norm %g); "
                               "the last checkpoint is intact; lower lr or raise warmup_steps", t->state.step, loss,
