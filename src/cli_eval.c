@@ -271,6 +271,8 @@ static int parse_eval_args(int argc, char **argv, EvalArgs *a, int *help) {
         }
     }
     if (!a->model_path || !a->data_path) return attn_error("eval needs --model FILE and --data FILE (try attn eval --help)");
+    if (a->hyps_path && (same_file(a->hyps_path, a->data_path) || same_file(a->hyps_path, a->model_path)))
+        return attn_error("--hyps %s is an input file: it would be overwritten", a->hyps_path);
     a->opt.nbest = 1;
     return decode_options_validate(&a->opt);
 }

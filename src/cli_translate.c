@@ -66,6 +66,8 @@ static int parse_translate_args(int argc, char **argv, TranslateArgs *a, int *he
         }
     }
     if (!a->model_path) return attn_error("translate needs --model FILE (try attn translate --help)");
+    if (a->attention_path && same_file(a->attention_path, a->model_path))
+        return attn_error("--attention %s is the model file: it would be overwritten", a->attention_path);
     a->opt.attention = a->attention_path != NULL;
     if (decode_options_validate(&a->opt) != 0) return -1;
     if (a->buffer_size < a->opt.batch_size) a->buffer_size = a->opt.batch_size;

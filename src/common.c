@@ -100,6 +100,11 @@ int stdout_flush(void) {
     return attn_error("standard output: write error%s%s (the output is incomplete)", e ? ": " : "", e ? strerror(e) : "");
 }
 
+int same_file(const char *a, const char *b) {
+    struct stat sa, sb;
+    return stat(a, &sa) == 0 && stat(b, &sb) == 0 && sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
+}
+
 double monotonic_seconds(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);

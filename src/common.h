@@ -45,6 +45,10 @@ int write_file_atomic(const char *path, const void *data, size_t len);
 int stdout_check_open(void);
 int stdout_flush(void);
 
+// 1 when both paths name one existing file (the same device and inode):
+// an output about to be truncated must not be one of the inputs.
+int same_file(const char *a, const char *b);
+
 // Seconds on the monotonic clock, for timing (never steps back with the wall clock).
 double monotonic_seconds(void);
 

@@ -148,6 +148,14 @@ head -c 5000 "$model" > "$dir/truncated.safetensors"
 expect_error "score: a truncated model" "truncated.safetensors" "$ATTN" score --model "$dir/truncated.safetensors"
 expect_error "eval: a tokenizer given as the model" "not a safetensors file" "$ATTN" eval --model "$dir/run/src.tokenizer" --data "$dir/eval.tsv"
 
+# an output path that is one of the inputs is refused, not truncated
+cp "$model" "$dir/copy.safetensors"; cp "$dir/eval.tsv" "$dir/copy.tsv"
+expect_error "translate: --attention onto the model is refused" "is the model file" \
+    sh -c "echo abc | '$ATTN' translate --model '$dir/copy.safetensors' --attention '$dir/copy.safetensors'"
+expect_error "eval: --hyps onto the data is refused" "is an input file" \
+    "$ATTN" eval --model "$dir/copy.safetensors" --data "$dir/copy.tsv" --hyps "$dir/copy.tsv"
+check "... and both inputs are intact" "$(cmp "$model" "$dir/copy.safetensors" && cmp "$dir/eval.tsv" "$dir/copy.tsv" && echo intact)" "intact"
+
 # output that cannot be written is an error, never exit 0
 echo abc > "$dir/one"
 "$ATTN" translate --model "$model" --attention "$dir/attn2.jsonl" < "$dir/one" >&- 2> "$dir/err"
