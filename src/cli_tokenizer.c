@@ -113,6 +113,8 @@ static int parse_learn_flags(int argc, char **argv, TokenizerType *type, Tokeniz
     if (byte_fallback == 1 && *type == TOKENIZER_WORD) return attn_error("--byte-fallback needs a char or bpe tokenizer");
     if (!*out) return attn_error("tokenizer learn: --out TOKFILE is required");
     if (i >= argc) return attn_error("tokenizer learn: no input FILE given");
+    for (int k = i; k < argc; k++)
+        if (same_file(*out, argv[k])) return attn_error("tokenizer learn: --out %s is an input file: it would be replaced", *out);
     *first_file = i;
     return 0;
 }
