@@ -96,12 +96,15 @@ static int is_dir(const char *path) {
     return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
 }
 
+// Empty, or holding only "config.conf.tmp.PID" files: a run killed while
+// writing its first config.conf left them, and it starts afresh.
 static int dir_is_empty(const char *path) {
     DIR *d = opendir(path);
     if (!d) return 0;
     struct dirent *e;
     int empty = 1;
-    while (empty && (e = readdir(d)) != NULL) empty = !strcmp(e->d_name, ".") || !strcmp(e->d_name, "..");
+    while (empty && (e = readdir(d)) != NULL)
+        empty = !strcmp(e->d_name, ".") || !strcmp(e->d_name, "..") || !strncmp(e->d_name, "config.conf.tmp.", 16);
     closedir(d);
     return empty;
 }

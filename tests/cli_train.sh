@@ -108,6 +108,12 @@ expect_error "resume with another model" "started with d_model = 16, now 32" "$A
 expect_error "resume with another config file" "was started with" "$ATTN" train --config "$dir/tiny.conf" --out "$dir/run" --lr 0.1
 mkdir -p "$dir/other" && touch "$dir/other/file"
 expect_error "not a run directory" "not an attn run directory" "$ATTN" train --config "$dir/tiny.conf" --out "$dir/other"
+mkdir -p "$dir/killed" && touch "$dir/killed/config.conf.tmp.4242"
+if "$ATTN" train --config "$dir/tiny.conf" --out "$dir/killed" --max-steps 2 --quiet 2> "$dir/err" && [ -f "$dir/killed/config.conf" ]; then
+    pass "a run killed before its first config.conf starts afresh"
+else
+    fail "a run killed before its first config.conf starts afresh: $(cat "$dir/err")"
+fi
 
 # --- damaged or unwritable run directories
 cp -r "$dir/run" "$dir/corrupt"
