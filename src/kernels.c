@@ -101,6 +101,18 @@ void layernorm_residual_forward(float *out, float *mean, float *rstd, const floa
                               weight, bias, C);
 }
 
+void layernorm_residual_recompute(float *out, const float *a, const float *b, const float *weight,
+                                  const float *bias, const float *mean, const float *rstd, int N, int C) {
+    #pragma omp parallel for schedule(static) if ((long)N * C >= PARALLEL_MIN_WORK)
+    for (int n = 0; n < N; n++) {
+        const float *x = a + (long)n * C, *x2 = b + (long)n * C;
+        float *y = out + (long)n * C, mf = mean[n], s = rstd[n];
+        // the expression of layernorm_forward_row, so the same bits
+        #pragma omp simd
+        for (int c = 0; c < C; c++) y[c] = ((x[c] + x2[c]) - mf) * s * weight[c] + bias[c];
+    }
+}
+
 // dx (C) += the input gradient of one row.
 static inline __attribute__((always_inline)) void layernorm_backward_row(
         float *dx, const float *dy, const float *x, const float *x2, int residual, const float *weight,

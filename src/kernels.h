@@ -78,6 +78,11 @@ void layernorm_residual_forward(float *out, float *mean, float *rstd, const floa
 void layernorm_residual_backward(float *dinp, float *dweight, float *dbias, const float *dout,
                                  const float *a, const float *b, const float *weight,
                                  const float *mean, const float *rstd, int N, int C);
+// The output of layernorm_residual_forward again, bit for bit, from the
+// mean and rstd it kept: a model need not store a LayerNorm output that the
+// backward can rebuild.
+void layernorm_residual_recompute(float *out, const float *a, const float *b, const float *weight,
+                                  const float *bias, const float *mean, const float *rstd, int N, int C);
 
 // ---------------------------------------------------------------------------
 // Elementwise activations over n values. out may equal inp in forward.

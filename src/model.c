@@ -233,6 +233,13 @@ static void layout_layer_norm(Arena *ar, float **out, float **mean, float **rstd
     *rstd = take_f(ar, N);
 }
 
+// A LayerNorm whose output lives in a shared buffer (rebuilt by the backward).
+static void layout_layer_norm_shared(Arena *ar, float **out, float **mean, float **rstd, long N, float *shared) {
+    *out = shared;
+    *mean = take_f(ar, N);
+    *rstd = take_f(ar, N);
+}
+
 // The backward's scratch that is not live while dlogits is (see below).
 static void layout_backward_scratch(Activations *acts, Arena *ar, long B, long S, long Tm, long C, long F,
                                     long NH, int relu) {
@@ -252,13 +259,17 @@ static void layout_activations(Activations *acts, float **logits, Arena *ar, con
     int relu = c->activation == ACT_RELU;   // ReLU runs in place: ff1 is act (model.h)
     int pre_ln = c->norm_first;             // post-LN stores no residual sums (model.h)
     acts->mha.att = take_f(ar, B * Tm * C);   // every sublayer's att, and the backward's rebuilt one
+    // post-LN: the LayerNorm outputs inside a layer are shared (model.h)
+    acts->ln_shared1 = pre_ln ? NULL : take_f(ar, B * Tm * C);
+    acts->ln_shared2 = pre_ln ? NULL : take_f(ar, B * T * C);
     acts->src_pad = arena_take(ar, B * S);
     acts->tgt_pad = arena_take(ar, B * T);
     acts->src_x = take_f(ar, B * S * C);
 
     for (int l = 0; l < c->n_enc_layers; l++) {
         EncoderLayerActs *L = &acts->enc[l];
-        layout_layer_norm(ar, &L->ln1, &L->ln1_mean, &L->ln1_rstd, B * S, C);
+        if (pre_ln) layout_layer_norm(ar, &L->ln1, &L->ln1_mean, &L->ln1_rstd, B * S, C);
+        else layout_layer_norm_shared(ar, &L->ln1, &L->ln1_mean, &L->ln1_rstd, B * S, acts->ln_shared1);
         layout_mha(&L->self, ar, 0, B, S, S, C, NH, acts->mha.att);
         L->res1 = take_res(ar, B * S * C, pre_ln);
         layout_layer_norm(ar, &L->ln2, &L->ln2_mean, &L->ln2_rstd, B * S, C);
@@ -272,10 +283,12 @@ static void layout_activations(Activations *acts, float **logits, Arena *ar, con
 
     for (int l = 0; l < c->n_dec_layers; l++) {
         DecoderLayerActs *L = &acts->dec[l];
-        layout_layer_norm(ar, &L->ln1, &L->ln1_mean, &L->ln1_rstd, B * T, C);
+        if (pre_ln) layout_layer_norm(ar, &L->ln1, &L->ln1_mean, &L->ln1_rstd, B * T, C);
+        else layout_layer_norm_shared(ar, &L->ln1, &L->ln1_mean, &L->ln1_rstd, B * T, acts->ln_shared1);
         layout_mha(&L->self, ar, 0, B, T, T, C, NH, acts->mha.att);
         L->res1 = take_res(ar, B * T * C, pre_ln);
-        layout_layer_norm(ar, &L->ln2, &L->ln2_mean, &L->ln2_rstd, B * T, C);
+        if (pre_ln) layout_layer_norm(ar, &L->ln2, &L->ln2_mean, &L->ln2_rstd, B * T, C);
+        else layout_layer_norm_shared(ar, &L->ln2, &L->ln2_mean, &L->ln2_rstd, B * T, acts->ln_shared2);
         layout_mha(&L->cross, ar, 1, B, T, S, C, NH, acts->mha.att);
         L->res2 = take_res(ar, B * T * C, pre_ln);
         layout_layer_norm(ar, &L->ln3, &L->ln3_mean, &L->ln3_rstd, B * T, C);
@@ -660,6 +673,8 @@ static void encoder_layer_backward(Model *m, int l, float *g, const float *x, in
         self_attention_backward(t2, &dw.self, &a->mha, t1, &L->self, L->ln1, &w.self, B, S, C, NH, 0, pa);
         layernorm_backward(g, dw.ln1_w, dw.ln1_b, t2, x, w.ln1_w, L->ln1_mean, L->ln1_rstd, N, C);
     } else {
+        // ln1 lives in a shared buffer: rebuild it from x + self.out
+        layernorm_residual_recompute(L->ln1, x, L->self.out, w.ln1_w, w.ln1_b, L->ln1_mean, L->ln1_rstd, N, C);
         // ln2 = norm2(res2), res2 = ln1 + drop(ff(ln1)); g = d ln2
         zero_floats(t1, n);
         layernorm_residual_backward(t1, dw.ln2_w, dw.ln2_b, g, L->ln1, L->ff2, w.ln2_w, L->ln2_mean, L->ln2_rstd,
@@ -707,6 +722,9 @@ static void decoder_layer_backward(Model *m, int l, float *g, const float *x, in
         self_attention_backward(t2, &dw.self, &a->mha, t1, &L->self, L->ln1, &w.self, B, T, C, NH, 1, pa);
         layernorm_backward(g, dw.ln1_w, dw.ln1_b, t2, x, w.ln1_w, L->ln1_mean, L->ln1_rstd, N, C);
     } else {
+        // ln1 and ln2 live in shared buffers: rebuild them
+        layernorm_residual_recompute(L->ln1, x, L->self.out, w.ln1_w, w.ln1_b, L->ln1_mean, L->ln1_rstd, N, C);
+        layernorm_residual_recompute(L->ln2, L->ln1, L->cross.out, w.ln2_w, w.ln2_b, L->ln2_mean, L->ln2_rstd, N, C);
         // ln3 = norm3(res3), res3 = ln2 + drop(ff(ln2)); g = d ln3
         zero_floats(t1, n);
         layernorm_residual_backward(t1, dw.ln3_w, dw.ln3_b, g, L->ln2, L->ff2, w.ln3_w, L->ln3_mean, L->ln3_rstd,

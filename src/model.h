@@ -94,6 +94,12 @@ typedef struct {
 // the last forward (rows beyond it are unused capacity). Post-LN:
 //   res1 = x + drop(self(x));   ln1 = norm1(res1)
 //   res2 = ln1 + drop(ff(ln1)); ln2 = norm2(res2)    -> output ln2
+// where the residual sums are not stored (res1, res2 NULL): the LayerNorm
+// reads x + self.out directly and its backward recomputes the sum
+// (kernels.h layernorm_residual_forward). Nor is ln1: every layer's ln1
+// points at one shared buffer (Activations.ln_shared1), holding the last
+// layer's after a forward, and the backward rebuilds it from x + self.out
+// and the kept mean and rstd (bit for bit). The output ln2 is kept.
 // Pre-LN (norm_first):
 //   ln1 = norm1(x);   res1 = x + drop(self(ln1))
 //   ln2 = norm2(res1); res2 = res1 + drop(ff(ln2))   -> output res2
@@ -110,10 +116,10 @@ typedef struct {
 // unit was kept, which is all the backward needs (a dropped unit gets no
 // gradient), and it saves a (B, S, F) tensor per layer.
 typedef struct {
-    float *ln1, *ln1_mean, *ln1_rstd;   // (B, S, C), (B, S), (B, S)
+    float *ln1, *ln1_mean, *ln1_rstd;   // (B, S, C) (shared post-LN), (B, S), (B, S)
     MhaActs self;                       // self.out (B, S, C): after residual dropout
     uint8_t *self_keep;                 // NULL (masks are not stored)
-    float *res1;                        // (B, S, C)
+    float *res1;                        // (B, S, C) pre-LN; NULL post-LN
     float *ln2, *ln2_mean, *ln2_rstd;   // (B, S, C), (B, S), (B, S)
     float *ff1;                         // (B, S, F) linear1 output; with ReLU the same
                                         // buffer as act (see below)
@@ -121,11 +127,13 @@ typedef struct {
     uint8_t *act_keep;                  // NULL
     float *ff2;                         // (B, S, C) linear2 output, after residual dropout
     uint8_t *ff2_keep;                  // NULL
-    float *res2;                        // (B, S, C)
+    float *res2;                        // (B, S, C) pre-LN; NULL post-LN
     uint64_t self_seed, act_seed, ff2_seed;  // dropout seeds of self.out, act, ff2 (0: no dropout)
 } EncoderLayerActs;
 
-// One decoder layer, all (B, T, ...). Post-LN:
+// One decoder layer, all (B, T, ...). Post-LN (res1..3 not stored, NULL;
+// ln1 and ln2 are the shared buffers ln_shared1 and ln_shared2, rebuilt by
+// the backward, as in the encoder; ln3, the output, is kept):
 //   res1 = x + drop(self(x));            ln1 = norm1(res1)
 //   res2 = ln1 + drop(cross(ln1, mem));  ln2 = norm2(res2)
 //   res3 = ln2 + drop(ff(ln2));          ln3 = norm3(res3)   -> output ln3
@@ -137,17 +145,17 @@ typedef struct {
     float *ln1, *ln1_mean, *ln1_rstd;   // (B, T, C), (B, T), (B, T)
     MhaActs self;                       // causal self-attention; probs (B, NH, T, T)
     uint8_t *self_keep;                 // NULL (masks are not stored)
-    float *res1;                        // (B, T, C)
+    float *res1;                        // (B, T, C) pre-LN; NULL post-LN
     float *ln2, *ln2_mean, *ln2_rstd;
     MhaActs cross;                      // cross-attention; probs (B, NH, T, S), kv (B, S, 2C)
     uint8_t *cross_keep;                // NULL
-    float *res2;                        // (B, T, C)
+    float *res2;                        // (B, T, C) pre-LN; NULL post-LN
     float *ln3, *ln3_mean, *ln3_rstd;
     float *ff1, *act;                   // (B, T, F); one buffer with ReLU (see the encoder)
     uint8_t *act_keep;                  // NULL
     float *ff2;                         // (B, T, C)
     uint8_t *ff2_keep;                  // NULL
-    float *res3;                        // (B, T, C)
+    float *res3;                        // (B, T, C) pre-LN; NULL post-LN
     uint64_t self_seed, cross_seed, act_seed, ff2_seed;  // dropout seeds (0: no dropout)
 } DecoderLayerActs;
 
@@ -168,6 +176,8 @@ typedef struct Activations {
     uint64_t src_x_seed, tgt_x_seed;    // embedding dropout seeds (0: no dropout)
     DecoderLayerActs *dec;              // [n_dec_layers]
     float *dec_out, *dec_out_mean, *dec_out_rstd; // (B, T, C) transformer.decoder.norm output
+    float *ln_shared1, *ln_shared2;     // post-LN: (B, max(S, T), C) and (B, T, C), the inner
+                                        // LayerNorm outputs of every layer; NULL pre-LN
     float *token_loss;                  // (B, T) per-target loss (0 at pad); no smoothing -> NLL
     float *lse;                         // (B, T) log-sum-exp of each row of logits (0 at pad),
                                         // kept by a forward with targets for the backward

@@ -133,6 +133,10 @@ static void test_layernorm_residual(void) {
     layernorm_residual_forward(y2, m2, r2, a, b, w, bias, N, C);
     CHECK(!memcmp(y1, y2, (size_t)n * sizeof(float)) && !memcmp(m1, m2, (size_t)N * sizeof(float)) &&
           !memcmp(r1, r2, (size_t)N * sizeof(float)), "residual + layernorm fused = residual then layernorm, bit for bit");
+    float *y3 = zeros(n);
+    layernorm_residual_recompute(y3, a, b, w, bias, m2, r2, N, C);
+    CHECK(!memcmp(y2, y3, (size_t)n * sizeof(float)), "layernorm output rebuilt from mean and rstd, bit for bit");
+    free(y3);
     float *R = random_floats(n, 1), *dx1 = zeros(n), *dx2 = zeros(n), *dw1 = zeros(C), *dw2 = zeros(C);
     float *db1 = zeros(C), *db2 = zeros(C);
     layernorm_backward(dx1, dw1, db1, R, sum, w, m1, r1, N, C);
