@@ -79,24 +79,10 @@ static void eval_data_free(EvalData *d) {
     data_lines_free(&d->lines);
 }
 
-static int eval_data_read(EvalData *d, const char *path, const DecodeModel *dm) {
-    memset(d, 0, sizeof *d);
-    if (data_lines_read(&d->lines, path) != 0) return -1;
-    int n = d->lines.n;
-    d->src = malloc_check((size_t)(n + 1) * sizeof(char *));
-    d->ref = malloc_check((size_t)(n + 1) * sizeof(char *));
-    for (int i = 0; i < n; i++) {
-        char *line = d->lines.lines[i], *tab = strchr(line, '\t');
-        if (!tab) { eval_data_free(d); return attn_error("%s:%d: no tab (expected source<TAB>reference)", path, i + 1); }
-        *tab = '\0';
-        if (strchr(tab + 1, '\t')) { eval_data_free(d); return attn_error("%s:%d: more than one tab (expected source<TAB>reference)", path, i + 1); }
-        d->src[d->n] = line;
-        d->ref[d->n] = tab + 1;
-        decode_prepare_text(dm, d->src[d->n]);
-        decode_prepare_text(dm, d->ref[d->n]);
-        d->n++;
-    }
-    // group equal sources: sort indices by source text, then number groups by first appearance
+// Numbers the segments (distinct sources, in order of first appearance) and
+// lists each segment's pairs: sort the pairs by source, then every pair
+// joins the group of the first pair with its source.
+static void group_segments(EvalData *d) {
     int *order = malloc_check((size_t)d->n * sizeof(int));
     for (int i = 0; i < d->n; i++) order[i] = i;
     sort_keys = (const char *const *)d->src;
@@ -117,6 +103,22 @@ static int eval_data_read(EvalData *d, const char *path, const DecodeModel *dm) 
     for (int i = 0; i < d->n; i++) { int s = d->seg_of[i]; d->seg_refs[s][d->seg_n_refs[s]++] = i; }
     free(group_head);
     free(order);
+}
+
+// Reads the pairs (prepared as the training data was) and groups them.
+static int eval_data_read(EvalData *d, const char *path, const DecodeModel *dm) {
+    memset(d, 0, sizeof *d);
+    if (data_lines_read(&d->lines, path) != 0) return -1;
+    d->src = malloc_check((size_t)(d->lines.n + 1) * sizeof(char *));
+    d->ref = malloc_check((size_t)(d->lines.n + 1) * sizeof(char *));
+    for (int i = 0; i < d->lines.n; i++) {
+        d->src[i] = d->lines.lines[i];
+        if (split_tab_pair(d->src[i], &d->ref[i], path, i + 1, "source<TAB>reference") != 0) { eval_data_free(d); return -1; }
+        decode_prepare_text(dm, d->src[i]);
+        decode_prepare_text(dm, d->ref[i]);
+        d->n++;
+    }
+    group_segments(d);
     return 0;
 }
 

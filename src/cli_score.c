@@ -46,16 +46,13 @@ static int pair_chunk_read(PairChunk *c, LineStream *in, const DecodeModel *dm) 
         size_t len;
         int got = line_stream_next(in, &line, &len);
         if (got <= 0) return got < 0 ? -1 : c->n;
-        char *tab = strchr(line, '\t');
-        if (!tab) return attn_error("%s:%ld: no tab (expected source<TAB>target)", in->name, in->line_no);
-        *tab = '\0';
-        if (strchr(tab + 1, '\t'))
-            return attn_error("%s:%ld: more than one tab (expected source<TAB>target)", in->name, in->line_no);
+        char *target;
+        if (split_tab_pair(line, &target, in->name, in->line_no, "source<TAB>target") != 0) return -1;
         char where[32];
         snprintf(where, sizeof where, "line %ld", in->line_no);
         int src = 2 * c->n, tgt = src + 1, max_tokens = dm->max_len - 1;
         if ((c->len[src] = decode_encode_text(dm, dm->src_tok, line, max_tokens, &c->ids[src], &c->cap[src], where, "source")) < 0 ||
-            (c->len[tgt] = decode_encode_text(dm, dm->tgt_tok, tab + 1, max_tokens, &c->ids[tgt], &c->cap[tgt], where, "target")) < 0)
+            (c->len[tgt] = decode_encode_text(dm, dm->tgt_tok, target, max_tokens, &c->ids[tgt], &c->cap[tgt], where, "target")) < 0)
             return -1;
         c->n++;
     }

@@ -125,23 +125,28 @@ void parallel_free(ParallelText *pt) {
     memset(pt, 0, sizeof *pt);
 }
 
+int split_tab_pair(char *line, char **second, const char *name, long line_no, const char *expected) {
+    char *tab = strchr(line, '\t');
+    if (!tab) return attn_error("%s:%ld: no tab (expected %s)", name, line_no, expected);
+    if (strchr(tab + 1, '\t')) return attn_error("%s:%ld: more than one tab (expected %s)", name, line_no, expected);
+    *tab = '\0';
+    *second = tab + 1;
+    return 0;
+}
+
 int parallel_read_tsv(ParallelText *pt, const char *path) {
     memset(pt, 0, sizeof *pt);
     DataLines tl;
     if (data_lines_read(&tl, path) != 0) return -1;
     for (int i = 0; i < tl.n; i++) {
-        char *s = tl.lines[i];
-        if (s[0] == '\0') { parallel_append(pt, "", "", i + 1); continue; }  // blank: an empty pair
-        char *tab = strchr(s, '\t');
-        int bad = !tab ? 1 : strchr(tab + 1, '\t') ? 2 : 0;
-        if (bad) {
+        char *src = tl.lines[i], *tgt;
+        if (src[0] == '\0') { parallel_append(pt, "", "", i + 1); continue; }  // blank: an empty pair
+        if (split_tab_pair(src, &tgt, path, i + 1, "src<TAB>tgt") != 0) {
             data_lines_free(&tl);
             parallel_free(pt);
-            return attn_error(bad == 1 ? "%s:%d: no tab (expected src<TAB>tgt)"
-                                       : "%s:%d: more than one tab (expected exactly one: src<TAB>tgt)", path, i + 1);
+            return -1;
         }
-        *tab = '\0';
-        parallel_append(pt, s, tab + 1, i + 1);
+        parallel_append(pt, src, tgt, i + 1);
     }
     data_lines_free(&tl);
     return 0;

@@ -61,6 +61,11 @@ typedef struct {
     int n, cap;
 } ParallelText;
 
+// Splits a `first<TAB>second` line in place at its one tab: *second points
+// after it. Fails with "NAME:LINE: no tab (expected EXPECTED)" or "... more
+// than one tab ..." (EXPECTED says what the columns hold: "src<TAB>tgt").
+int split_tab_pair(char *line, char **second, const char *name, long line_no, const char *expected);
+
 // `src<TAB>tgt` per line; exactly one tab per line, else an error naming the
 // file and line ("no tab" / "more than one tab").
 int parallel_read_tsv(ParallelText *pt, const char *path);
