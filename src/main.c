@@ -33,11 +33,13 @@ int main(int argc, char **argv) {
     if (argc < 2) { usage(stderr); return 2; }
     if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
         usage(stdout);
+        if (stdout_flush() != 0) { fprintf(stderr, "attn: %s\n", attn_last_error()); return 1; }
         return 0;
     }
     for (int i = 0; i < n_commands; i++) {
         if (strcmp(argv[1], commands[i].name) != 0) continue;
-        if (commands[i].run(argc - 1, argv + 1) != 0) {
+        // stdout_flush turns output lost to a full disk or a closed pipe into an error.
+        if (commands[i].run(argc - 1, argv + 1) != 0 || stdout_flush() != 0) {
             fprintf(stderr, "attn: %s\n", attn_last_error());
             return 1;
         }
