@@ -6,6 +6,7 @@
 #include <stdlib.h>
 
 int flag_value(int argc, char **argv, int *i, const char **value) {
+    if (argv[*i][0] != '-') return attn_error("unexpected argument '%s' (flags start with --)", argv[*i]);
     if (*i + 1 >= argc) return attn_error("%s needs a value", argv[*i]);
     *value = argv[++*i];
     return 0;
