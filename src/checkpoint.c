@@ -5,6 +5,7 @@
 #include "config.h"
 #include "json.h"
 #include "safetensors.h"
+#include <dirent.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -506,6 +507,36 @@ int checkpoint_find_resume(const char *run_dir, char *model_path, char *state_pa
     snprintf(model_path, cap, "%s/%s", run_dir, model_names[mi]);
     snprintf(state_path, cap, "%s/%s", run_dir, state_names[si]);
     return 1;
+}
+
+static int is_step_name(const char *name) {
+    size_t len = strlen(name);
+    return strncmp(name, "step-", 5) == 0 && len >= 17 && strcmp(name + len - 12, ".safetensors") == 0;
+}
+
+static int cmp_names(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
+
+int checkpoint_list_steps(const char *run_dir, char ***names, int *n) {
+    DIR *d = opendir(run_dir);
+    if (!d) return attn_error("%s: cannot open the run directory: %s", run_dir, strerror(errno));
+    char **list = NULL;
+    int count = 0, cap = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        if (!is_step_name(e->d_name)) continue;
+        if (count == cap) list = realloc_check(list, sizeof(char *) * (size_t)(cap = cap ? 2 * cap : 16));
+        list[count++] = strdup_check(e->d_name);
+    }
+    closedir(d);
+    if (count > 1) qsort(list, (size_t)count, sizeof(char *), cmp_names);
+    *names = list;
+    *n = count;
+    return 0;
+}
+
+void checkpoint_names_free(char **names, int n) {
+    for (int i = 0; i < n; i++) free(names[i]);
+    free(names);
 }
 
 int checkpoint_link(const char *from, const char *to) {

@@ -127,6 +127,12 @@ int checkpoint_save_run(const char *run_dir, const Model *m, const Tokenizer *sr
 // consistent pair.
 int checkpoint_find_resume(const char *run_dir, char *model_path, char *state_path, size_t cap);
 
+// The step-N checkpoint names (`step-NNNNNNNN.safetensors`, no directory) of
+// run_dir, oldest first (the zero-padded names sort by step). The caller
+// frees them with checkpoint_names_free. Fails when run_dir cannot be read.
+int checkpoint_list_steps(const char *run_dir, char ***names, int *n);
+void checkpoint_names_free(char **names, int n);
+
 // Makes `to` another name of the file `from`, atomically: a hard link through
 // a temp name (a copy where the file system has no hard links). Later atomic
 // rewrites of `from` replace its name, so `to` keeps the old content.

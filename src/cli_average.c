@@ -8,7 +8,6 @@
 #include "common.h"
 #include "model.h"
 #include "tokenizer.h"
-#include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,29 +23,16 @@ static void average_usage(void) {
            "  --last N       how many of them (default 5)\n");
 }
 
-static int cmp_names(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
-
 // The paths of the newest `last` step-N checkpoints of run_dir, oldest first.
 static int run_checkpoints(const char *run_dir, int last, char ***paths, int *n_paths) {
-    DIR *d = opendir(run_dir);
-    if (!d) return attn_error("%s: cannot open the run directory", run_dir);
-    char **names = NULL;
-    int n = 0, cap = 0;
-    struct dirent *e;
-    while ((e = readdir(d)) != NULL) {
-        size_t len = strlen(e->d_name);
-        if (strncmp(e->d_name, "step-", 5) != 0 || len < 17 || strcmp(e->d_name + len - 12, ".safetensors") != 0) continue;
-        if (n == cap) names = realloc_check(names, sizeof(char *) * (size_t)(cap = cap ? 2 * cap : 16));
-        names[n++] = strdup_check(e->d_name);
-    }
-    closedir(d);
+    char **names;
+    int n;
+    if (checkpoint_list_steps(run_dir, &names, &n) != 0) return -1;
     if (n < last) {
-        for (int i = 0; i < n; i++) free(names[i]);
-        free(names);
+        checkpoint_names_free(names, n);
         return attn_error("%s: holds %d step checkpoints, --last asks for %d (keep_last in the run's config "
                           "sets how many are kept)", run_dir, n, last);
     }
-    qsort(names, (size_t)n, sizeof(char *), cmp_names);
     *paths = malloc_check(sizeof(char *) * (size_t)last);
     for (int i = 0; i < last; i++) {
         const char *name = names[n - last + i];
@@ -54,8 +40,7 @@ static int run_checkpoints(const char *run_dir, int last, char ***paths, int *n_
         (*paths)[i] = malloc_check(size);
         snprintf((*paths)[i], size, "%s/%s", run_dir, name);
     }
-    for (int i = 0; i < n; i++) free(names[i]);
-    free(names);
+    checkpoint_names_free(names, n);
     *n_paths = last;
     return 0;
 }

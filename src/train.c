@@ -15,7 +15,6 @@
 #include "schedule.h"
 #include "threads.h"
 #include "tokenizer.h"
-#include <dirent.h>
 #include <errno.h>
 #include <math.h>
 #include <signal.h>
@@ -23,7 +22,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 // ----------------------------------------------------------------------------
@@ -90,12 +88,6 @@ typedef struct {
 static volatile sig_atomic_t stop_signal = 0;
 
 static void on_signal(int sig) { stop_signal = sig; }
-
-static double now_seconds(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 static const char *path_in(const Trainer *t, const char *name, char *buf, size_t cap) {
     snprintf(buf, cap, "%s/%s", t->run_dir, name);
@@ -724,14 +716,11 @@ static int decode_validation(Trainer *t, ValidResult *r) {
     G2PStats g2p = {0};
     bleu_stats_init(&bleu);
     chrf_stats_init(&chrf);
-    size_t cap = 64;
-    char *text = malloc_check(cap);
     for (int k = 0; k < g->n && rc == 0; k++) {
         const Hypothesis *h = &results[k].hyps[0];
-        size_t need = (size_t)(h->len + 1) * (size_t)tokenizer_max_piece_bytes(t->tgt_tok) + 1;
-        if (need > cap) text = realloc_check(text, cap = need);
-        if (tokenizer_decode(t->tgt_tok, h->tokens, h->len, text, cap) < 0 || score_source(t, k, text, &bleu, &chrf, &g2p) != 0)
-            rc = fail("decoded validation");
+        char *text = decode_ids_to_text(t->tgt_tok, h->tokens, h->len);
+        if (!text || score_source(t, k, text, &bleu, &chrf, &g2p) != 0) rc = fail("decoded validation");
+        free(text);
     }
     if (rc == 0) {
         BleuOptions bo;
@@ -745,7 +734,7 @@ static int decode_validation(Trainer *t, ValidResult *r) {
         r->decoded = g->n;
     }
     for (int k = 0; k < g->n; k++) decode_result_free(&results[k]);
-    free(results); free(text); free(src); free(len);
+    free(results); free(src); free(len);
     return rc;
 }
 
@@ -764,43 +753,29 @@ static int save_model_file(Trainer *t, const char *name, const float *weights) {
                                          t->state.step, t->state.tag);
 }
 
-static int cmp_names(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
-
-// Deletes the oldest step-N checkpoints beyond keep_last (names sort by step).
+// Deletes the oldest step-N checkpoints beyond keep_last. A directory that
+// cannot be listed only means old step files stay: not worth failing a run.
 static void prune_step_files(Trainer *t) {
-    DIR *d = opendir(t->run_dir);
-    if (!d) return;
-    char **names = NULL;
-    int n = 0, cap = 0;
-    struct dirent *e;
-    while ((e = readdir(d)) != NULL) {
-        size_t len = strlen(e->d_name);
-        if (strncmp(e->d_name, "step-", 5) != 0 || len < 17 || strcmp(e->d_name + len - 12, ".safetensors") != 0) continue;
-        if (n == cap) names = realloc_check(names, sizeof(char *) * (size_t)(cap = cap ? 2 * cap : 16));
-        names[n++] = strdup_check(e->d_name);
-    }
-    closedir(d);
-    qsort(names, (size_t)n, sizeof(char *), cmp_names);
+    char **names;
+    int n;
+    if (checkpoint_list_steps(t->run_dir, &names, &n) != 0) return;
     char path[4096];
-    for (int i = 0; i < n; i++) {
-        if (i < n - t->cfg.keep_last) unlink(path_in(t, names[i], path, sizeof path));
-        free(names[i]);
-    }
-    free(names);
+    for (int i = 0; i < n - t->cfg.keep_last; i++) unlink(path_in(t, names[i], path, sizeof path));
+    checkpoint_names_free(names, n);
 }
 
 // Saves last.safetensors + last.state.safetensors (and the EMA and a step-N
 // copy for averaging). The training state carries the metrics file length,
 // so a resumed run drops the records written after this point.
 static int save_checkpoint(Trainer *t) {
-    double t0 = now_seconds();
+    double t0 = monotonic_seconds();
     checkpoint_make_tag(t->state.tag, t->state.step);
     if (t->metrics) {
         fflush(t->metrics);
         t->state.metrics_bytes = ftell(t->metrics);
     }
     TrainState saved = t->state;
-    saved.elapsed_seconds += now_seconds() - t->session_start;
+    saved.elapsed_seconds += monotonic_seconds() - t->session_start;
     saved.cursor = t->train_batches.cursor;
     saved.diagnostics = diag_state_text(&t->diag);
     int rc = checkpoint_save_run(t->run_dir, &t->model, t->src_tok, t->tgt_tok, t->config_text, &saved, &t->opt, t->ema);
@@ -816,7 +791,7 @@ static int save_checkpoint(Trainer *t) {
         prune_step_files(t);
     }
     t->last_save_step = t->state.step;
-    say(t, "saved %s/last.safetensors at step %ld (%.2f s)", t->run_dir, t->state.step, now_seconds() - t0);
+    say(t, "saved %s/last.safetensors at step %ld (%.2f s)", t->run_dir, t->state.step, monotonic_seconds() - t0);
     return 0;
 }
 
@@ -853,7 +828,7 @@ static int restore_tokenizers(Trainer *t, const char *model_path) {
 // ----------------------------------------------------------------------------
 // Progress and metrics
 
-static double elapsed(const Trainer *t) { return t->state.elapsed_seconds + now_seconds() - t->session_start; }
+static double elapsed(const Trainer *t) { return t->state.elapsed_seconds + monotonic_seconds() - t->session_start; }
 
 static double epoch_progress(const Trainer *t) {
     int n = batcher_epoch_batches(&t->train_batches);
@@ -892,7 +867,7 @@ static void write_record(Trainer *t, const char *fmt, ...) {
 }
 
 static void log_interval(Trainer *t, int live) {
-    double now = now_seconds(), span = now - t->interval_start;
+    double now = monotonic_seconds(), span = now - t->interval_start;
     if (t->interval_steps == 0) return;
     double loss = t->interval_tokens ? t->interval_loss_sum / (double)t->interval_tokens : 0.0;
     double tokens_per_s = span > 0 ? (double)t->interval_tokens / span : 0.0;
@@ -926,7 +901,7 @@ static void log_interval(Trainer *t, int live) {
 static int run_validation(Trainer *t, int *stop) {
     ValidResult r;
     memset(&r, 0, sizeof r);
-    double t0 = now_seconds();
+    double t0 = monotonic_seconds();
     validate(t, &r);
     if (strcmp(t->cfg.decode_metric, "none") != 0 && decode_validation(t, &r) != 0) return -1;
     t->last_valid_step = t->state.step;
@@ -959,7 +934,7 @@ static int run_validation(Trainer *t, int *stop) {
                  epoch_progress(t), r.loss, r.ppl, r.acc, r.exact, decoded, better ? "true" : "false", elapsed(t));
     observe_eval(t, r.loss);
     say(t, "valid step %ld: loss %.4f  ppl %.3f  acc %.2f%%  exact %.2f%%%s (%ld sentences, %.1f s)%s", t->state.step,
-        r.loss, r.ppl, r.acc, r.exact, decoded_log, r.sentences, now_seconds() - t0, better ? "  * best" : "");
+        r.loss, r.ppl, r.acc, r.exact, decoded_log, r.sentences, monotonic_seconds() - t0, better ? "  * best" : "");
     if (t->cfg.patience > 0 && t->state.bad_evals >= t->cfg.patience) {
         say(t, "early stopping: %d validations without a better %s (best %.4f at step %ld)", t->state.bad_evals, name,
             t->state.best_metric, t->state.best_step);
@@ -1046,7 +1021,7 @@ static int loop(Trainer *t) {
     long save_every = c->save_every > 0 ? c->save_every : c->valid_every;
     int stop = 0;
     t->last_save_step = t->state.step;  // a resumed run starts from a saved step
-    t->interval_start = now_seconds();
+    t->interval_start = monotonic_seconds();
     while (!stop && !stop_signal && budget_left(t)) {
         float loss = train_step(t);
         if (t->diag_failed || t->data_failed) return -1;
@@ -1085,7 +1060,7 @@ int train_run(const TrainConfig *cfg, const char *run_dir, const TrainOptions *o
     int resuming;
     int rc = setup(t, model_path, state_path, &resuming);
     if (rc == 0) rc = open_metrics(t, resuming);
-    t->session_start = now_seconds();
+    t->session_start = monotonic_seconds();
     if (rc == 0 && !budget_left(t)) {
         say(t, "%s: the budget is already reached at step %ld; raise max_steps / max_epochs / max_minutes to go on",
             run_dir, t->state.step);
@@ -1098,7 +1073,7 @@ int train_run(const TrainConfig *cfg, const char *run_dir, const TrainOptions *o
         stop_signal = 0;
         sigaction(SIGINT, &sa, &old_int);
         sigaction(SIGTERM, &sa, &old_term);
-        t->session_start = now_seconds();  // setup time is not training time
+        t->session_start = monotonic_seconds();  // setup time is not training time
         rc = loop(t);
         sigaction(SIGINT, &old_int, NULL);
         sigaction(SIGTERM, &old_term, NULL);
