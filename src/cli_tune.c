@@ -21,7 +21,6 @@
 #include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 #define TUNE_MAX_JOBS 64
@@ -39,12 +38,6 @@ typedef struct {
     TuneJob job;
     double started;
 } Slot;
-
-static double now_seconds(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
 
 static void usage(void) {
     printf("usage: attn tune --config BASE --space FILE --out DIR --steps N [flags]\n\n"
@@ -316,7 +309,7 @@ static int start_trial(const TuneOptions *o, const Tune *t, const TuneJob *job, 
     if (pid == 0) exec_trial(o, t, job, dir);
     slot->pid = pid;
     slot->job = *job;
-    slot->started = now_seconds();
+    slot->started = monotonic_seconds();
     printf("trial %03d: start, %ld steps (rung %d)\n", job->trial, job->steps, job->rung);
     return 0;
 }
@@ -350,7 +343,7 @@ static void finish_trial(const TuneOptions *o, Tune *t, const Slot *slot, int st
         if (WIFSIGNALED(status)) snprintf(note, sizeof note, "killed by signal %d", WTERMSIG(status));
         else snprintf(note, sizeof note, "exit %d: %s", WEXITSTATUS(status), line);
     }
-    double seconds = now_seconds() - slot->started;
+    double seconds = monotonic_seconds() - slot->started;
     tune_job_done(t, slot->job.trial, exited_ok, objective, last_step, seconds, note);
     const Trial *tr = &t->trials[slot->job.trial];
     if (tr->status == TRIAL_DONE)
