@@ -3,10 +3,12 @@
 // so adding an option is adding one line to a table.
 #include "config.h"
 #include "common.h"
+#include "diagnostics.h"
 #include <ctype.h>
 #include <errno.h>
 #include <math.h>
 #include <stddef.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -167,9 +169,12 @@ void config_default(TrainConfig *cfg) {
     strcpy(cfg->best_metric, "loss");
     strcpy(cfg->decode_metric, "none");
     cfg->decode_beam = 1;
-    strcpy(cfg->nan_action, "stop");
-    strcpy(cfg->spike_action, "warn");
-    cfg->spike_zscore = 6.0;
+    DiagConfig dc;  // the detectors' own defaults, so the two cannot drift apart
+    diag_config_default(&dc);
+    snprintf(cfg->nan_action, sizeof cfg->nan_action, "%s", diag_action_name(dc.nan_action));
+    snprintf(cfg->spike_action, sizeof cfg->spike_action, "%s", diag_action_name(dc.spike_action));
+    cfg->spike_zscore = dc.spike_zscore;
+    cfg->stats_every = dc.stats_every;
     cfg->overfit_loss = 0.05;
     cfg->seed = 1;
 }
