@@ -50,8 +50,21 @@ static ProbDropout prob_dropout(float p, const uint8_t *keep, uint64_t seed) {
     return pd;
 }
 
-static inline int prob_kept(const ProbDropout *pd, long i) {
-    return pd->keep ? pd->keep[i] : dropout_keep(pd->key_lo, pd->key_hi, (uint64_t)i, pd->threshold);
+// dst (n) = src dropped out by the mask at flat indices [base, base + n);
+// dst may be src. Two loops, so that each vectorizes (the hash one has no
+// loads but src).
+static void apply_prob_dropout(float *dst, const float *src, long n, long base, const ProbDropout *pd) {
+    if (pd->keep) {
+        const uint8_t *keep = pd->keep + base;
+        #pragma omp simd
+        for (long j = 0; j < n; j++) dst[j] = keep[j] ? src[j] * pd->scale : 0.0f;
+        return;
+    }
+    uint32_t key_lo = pd->key_lo, key_hi = pd->key_hi, threshold = pd->threshold;
+    float scale = pd->scale;
+    #pragma omp simd
+    for (long j = 0; j < n; j++)
+        dst[j] = dropout_keep(key_lo, key_hi, (uint64_t)(base + j), threshold) ? src[j] * scale : 0.0f;
 }
 
 // The forward of both interfaces. With dropout on, the mask goes to
@@ -79,12 +92,11 @@ static void forward_core(float *out, float *probs, float *store_drop, uint8_t *s
         masked_softmax_forward(p, p, key_pad ? key_pad + (long)b * d->kv_rows : NULL, Tq, Tk, d->causal);
         if (pd->on) {
             p_used = store_drop ? store_drop + base : tile_scratch(att_size);
-            #pragma omp simd
-            for (long j = 0; j < att_size; j++) {
-                int kj = dropout_keep(pd->key_lo, pd->key_hi, (uint64_t)(base + j), pd->threshold);
-                if (store_keep) store_keep[base + j] = (uint8_t)kj;
-                p_used[j] = kj ? p[j] * pd->scale : 0.0f;
-            }
+            apply_prob_dropout(p_used, p, att_size, base, pd);   // pd has no stored mask here
+            if (store_keep)   // kept for inspection only (attention_forward's interface)
+                for (long j = 0; j < att_size; j++)
+                    store_keep[base + j] = (uint8_t)dropout_keep(pd->key_lo, pd->key_hi, (uint64_t)(base + j),
+                                                                 pd->threshold);
         }
         // Weighted sum of values, written into the head's columns of out.
         gemm(0, 0, Tq, HS, Tk, 1.0f, p_used, Tk, vh, d->ldkv, 0.0f, out + (long)b * Tq * C + h * HS, C);
@@ -111,15 +123,13 @@ static void backward_core(float *dq, float *dk, float *dv, float *dprobs,
         float *ds = dprobs + base;
         // dV += P_used^T dout, with P_used rebuilt in the scratch tile.
         if (pd->on) {
-            #pragma omp simd
-            for (long j = 0; j < att_size; j++) ds[j] = prob_kept(pd, base + j) ? p[j] * pd->scale : 0.0f;
+            apply_prob_dropout(ds, p, att_size, base, pd);
         }
         gemm(1, 0, Tk, HS, Tq, 1.0f, pd->on ? ds : p, Tk, doh, C, 1.0f, dv + kv_off, d->ldkv);
         // dP_used = dout V^T, then through the dropout: dP = dP_used * keep / (1 - p).
         gemm(0, 1, Tq, Tk, HS, 1.0f, doh, C, v + kv_off, d->ldkv, 0.0f, ds, Tk);
         if (pd->on) {
-            #pragma omp simd
-            for (long j = 0; j < att_size; j++) ds[j] = prob_kept(pd, base + j) ? ds[j] * pd->scale : 0.0f;
+            apply_prob_dropout(ds, ds, att_size, base, pd);
         }
         // Softmax backward in place, row by row: dS = P * (dP - <P, dP>).
         // Hidden keys have P = 0 and get no gradient.
@@ -153,8 +163,7 @@ static void recompute_weighted_values(float *out, const float *probs, const floa
         const float *p = probs + base;
         if (pd->on) {
             float *pu = tile_scratch(att_size);
-            #pragma omp simd
-            for (long j = 0; j < att_size; j++) pu[j] = prob_kept(pd, base + j) ? p[j] * pd->scale : 0.0f;
+            apply_prob_dropout(pu, p, att_size, base, pd);
             p = pu;
         }
         gemm(0, 0, Tq, HS, Tk, 1.0f, p, Tk, v + (long)b * d->kv_rows * d->ldkv + h * HS, d->ldkv, 0.0f,
