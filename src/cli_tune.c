@@ -60,6 +60,19 @@ static void usage(void) {
            "  --dry-run         print the trials' overrides (grid/random) without training\n");
 }
 
+// The flags that take a value: anything else starting with -- is unknown,
+// which must be said before its next argument is taken as a missing value.
+static const char *const value_flags[] = {
+    "--config", "--space", "--out", "--metric", "--method", "--mode", "--trials", "--steps",
+    "--min-steps", "--eta", "--jobs", "--threads", "--seed", "--minutes",
+};
+
+static int is_value_flag(const char *f) {
+    for (size_t k = 0; k < sizeof value_flags / sizeof value_flags[0]; k++)
+        if (!strcmp(f, value_flags[k])) return 1;
+    return 0;
+}
+
 static int parse_options(int argc, char **argv, TuneOptions *o, int *help) {
     memset(o, 0, sizeof *o);
     o->metric = "valid_loss";
@@ -75,6 +88,7 @@ static int parse_options(int argc, char **argv, TuneOptions *o, int *help) {
         double x;
         if (!strcmp(f, "--help") || !strcmp(f, "-h")) { *help = 1; return 0; }
         if (!strcmp(f, "--dry-run")) { o->dry_run = 1; continue; }
+        if (!is_value_flag(f)) return attn_error("unknown flag for tune: %s (try attn tune --help)", f);
         if (flag_value(argc, argv, &i, &v)) return -1;
         if (!strcmp(f, "--config")) o->config_path = v;
         else if (!strcmp(f, "--space")) o->space_path = v;
@@ -93,7 +107,6 @@ static int parse_options(int argc, char **argv, TuneOptions *o, int *help) {
         else if (!strcmp(f, "--threads")) { if (parse_int_flag(f, v, 1, 1024, &n)) return -1; o->threads = (int)n; }
         else if (!strcmp(f, "--seed")) { if (parse_int_flag(f, v, 0, 2147483647L, &n)) return -1; o->settings.seed = (uint64_t)n; }
         else if (!strcmp(f, "--minutes")) { if (parse_float_flag(f, v, 0, 1e6, &x)) return -1; o->minutes = x; }
-        else return attn_error("unknown flag for tune: %s (try attn tune --help)", f);
     }
     if (!o->config_path || !o->space_path || (!o->out_dir && !o->dry_run))
         return attn_error("tune needs --config, --space and --out (try attn tune --help)");
