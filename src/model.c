@@ -1,6 +1,7 @@
 // The encoder-decoder Transformer: parameter layout, activations, forward,
-// backward, and cached incremental decoding. See model.h for the semantics
-// (they are nn.Transformer's, DESIGN.md section 1) and docs/model.md.
+// backward (cached incremental decoding is in model_decode.c). See model.h
+// for the semantics (they are nn.Transformer's, DESIGN.md section 1) and
+// docs/model.md.
 #include "model.h"
 #include <math.h>
 #include <stdio.h>
@@ -9,6 +10,7 @@
 #include "common.h"
 #include "kernels.h"
 #include "loss.h"
+#include "model_internal.h"
 
 // ---------------------------------------------------------------------------
 // Configuration
@@ -431,43 +433,6 @@ int model_check_batch(const Model *m, const Batch *b) {
     return 0;
 }
 
-// ---------------------------------------------------------------------------
-// Per-layer parameter views (the same for parameters and gradients)
-
-typedef struct {
-    MhaParams self, cross;                   // cross: decoder only
-    float *ln1_w, *ln1_b, *ln2_w, *ln2_b, *ln3_w, *ln3_b;   // ln3: decoder only
-    float *ff1_w, *ff1_b, *ff2_w, *ff2_b;
-} LayerParams;
-
-static MhaParams mha_slice(float *w, float *b, float *ow, float *ob, long C, int l) {
-    return (MhaParams){w + l * 3 * C * C, b + l * 3 * C, ow + l * C * C, ob + l * C};
-}
-
-static LayerParams enc_layer(const ModelParams *p, const ModelConfig *c, int l) {
-    long C = c->d_model, F = c->d_ff;
-    LayerParams lp = {0};
-    lp.self = mha_slice(p->enc_qkv_w, p->enc_qkv_b, p->enc_out_w, p->enc_out_b, C, l);
-    lp.ln1_w = p->enc_ln1_w + l * C; lp.ln1_b = p->enc_ln1_b + l * C;
-    lp.ln2_w = p->enc_ln2_w + l * C; lp.ln2_b = p->enc_ln2_b + l * C;
-    lp.ff1_w = p->enc_ff1_w + l * F * C; lp.ff1_b = p->enc_ff1_b + l * F;
-    lp.ff2_w = p->enc_ff2_w + l * C * F; lp.ff2_b = p->enc_ff2_b + l * C;
-    return lp;
-}
-
-static LayerParams dec_layer(const ModelParams *p, const ModelConfig *c, int l) {
-    long C = c->d_model, F = c->d_ff;
-    LayerParams lp = {0};
-    lp.self = mha_slice(p->dec_qkv_w, p->dec_qkv_b, p->dec_out_w, p->dec_out_b, C, l);
-    lp.cross = mha_slice(p->dec_xqkv_w, p->dec_xqkv_b, p->dec_xout_w, p->dec_xout_b, C, l);
-    lp.ln1_w = p->dec_ln1_w + l * C; lp.ln1_b = p->dec_ln1_b + l * C;
-    lp.ln2_w = p->dec_ln2_w + l * C; lp.ln2_b = p->dec_ln2_b + l * C;
-    lp.ln3_w = p->dec_ln3_w + l * C; lp.ln3_b = p->dec_ln3_b + l * C;
-    lp.ff1_w = p->dec_ff1_w + l * F * C; lp.ff1_b = p->dec_ff1_b + l * F;
-    lp.ff2_w = p->dec_ff2_w + l * C * F; lp.ff2_b = p->dec_ff2_b + l * C;
-    return lp;
-}
-
 // Dropout is on only in training: the rate a site uses, 0 in eval.
 static float rate(const Activations *a, float p) { return a->train ? p : 0.0f; }
 
@@ -779,211 +744,4 @@ void model_backward(Model *m, const Batch *b) {
         encoder_layer_backward(m, l, g, l == 0 ? a->src_x : enc_layer_output(m, l - 1), B, S);
     dropout_backward_seeded(g, nS, rate(a, c->dropout_emb), a->src_x_seed);
     embedding_backward(m->grads.src_embed, g, b->src, B, S, C);
-}
-
-// ---------------------------------------------------------------------------
-// Cached incremental decoding (eval mode)
-
-int decode_state_create(DecodeState *st, const Model *m, int max_B, int max_S, int max_T) {
-    memset(st, 0, sizeof *st);
-    const ModelConfig *c = &m->config;
-    if (max_B < 1 || max_S < 1 || max_T < 1)
-        return attn_error("decode: capacity must be positive (B %d, S %d, T %d)", max_B, max_S, max_T);
-    if (max_T > c->max_len)
-        return attn_error("decode: %d target positions exceed max_len %d", max_T, c->max_len);
-    long C = c->d_model, Ld = c->n_dec_layers, B = max_B;
-    long Tm = max_T > max_S ? max_T : max_S;
-    long reorder = (long)max_T * C > (long)max_S * 2 * C ? (long)max_T * C : (long)max_S * 2 * C;
-    st->max_B = max_B; st->max_S = max_S; st->max_T = max_T;
-    st->self_k = malloc_check((size_t)(Ld * B * max_T * C) * sizeof(float));
-    st->self_v = malloc_check((size_t)(Ld * B * max_T * C) * sizeof(float));
-    st->cross_kv = malloc_check((size_t)(Ld * B * max_S * 2 * C) * sizeof(float));
-    st->mem_pad = calloc_check((size_t)(B * max_S), 1);
-    st->logits = malloc_check((size_t)(B * c->tgt_vocab) * sizeof(float));
-    st->x = malloc_check((size_t)(B * C) * sizeof(float));
-    st->h = malloc_check((size_t)(B * C) * sizeof(float));
-    st->qkv = malloc_check((size_t)(B * 3 * C) * sizeof(float));
-    st->att = malloc_check((size_t)(B * C) * sizeof(float));
-    st->sub = malloc_check((size_t)(B * C) * sizeof(float));
-    st->ff = malloc_check((size_t)(B * c->d_ff) * sizeof(float));
-    st->mean = malloc_check((size_t)B * sizeof(float));
-    st->rstd = malloc_check((size_t)B * sizeof(float));
-    st->probs = malloc_check((size_t)(B * c->n_heads * Tm) * sizeof(float));
-    st->reorder_tmp = malloc_check((size_t)(B * reorder) * sizeof(float));
-    st->reorder_pad = malloc_check((size_t)(B * max_S));
-    return 0;
-}
-
-static void free_packed(DecodeState *st) {
-    for (int i = 0; i < st->n_packed; i++) gemm_packed_b_free(&st->packed[i]);
-    free(st->packed);
-    st->packed = NULL;
-    st->n_packed = 0;
-}
-
-void decode_state_free(DecodeState *st) {
-    free_packed(st);
-    free(st->self_k); free(st->self_v); free(st->cross_kv); free(st->mem_pad); free(st->logits);
-    free(st->x); free(st->h); free(st->qkv); free(st->att); free(st->sub); free(st->ff);
-    free(st->mean); free(st->rstd); free(st->probs); free(st->reorder_tmp); free(st->reorder_pad);
-    memset(st, 0, sizeof *st);
-}
-
-// Packs op(B) = W^T of every Linear a decoding step runs (K = in, N = out),
-// in the order of packed_weight(). With B <= 4 rows gemm's unpacked kernels
-// are used instead, and nothing is packed.
-static void pack_decoder_weights(const Model *m, DecodeState *st) {
-    const ModelConfig *c = &m->config;
-    int C = c->d_model, F = c->d_ff;
-    free_packed(st);
-    if (st->B <= 4) return;
-    st->n_packed = c->n_dec_layers * DECODE_PACKED_PER_LAYER + 1;
-    st->packed = calloc_check((size_t)st->n_packed, sizeof *st->packed);
-    for (int l = 0; l < c->n_dec_layers; l++) {
-        LayerParams w = dec_layer(&m->params, c, l);
-        GemmPackedB *pb = st->packed + l * DECODE_PACKED_PER_LAYER;
-        gemm_pack_b(&pb[0], 1, C, 3 * C, w.self.in_w, C);
-        gemm_pack_b(&pb[1], 1, C, C, w.self.out_w, C);
-        gemm_pack_b(&pb[2], 1, C, C, w.cross.in_w, C);    // the query rows [0, C)
-        gemm_pack_b(&pb[3], 1, C, C, w.cross.out_w, C);
-        gemm_pack_b(&pb[4], 1, C, F, w.ff1_w, C);
-        gemm_pack_b(&pb[5], 1, F, C, w.ff2_w, F);
-    }
-    gemm_pack_b(&st->packed[st->n_packed - 1], 1, C, c->tgt_vocab, m->params.gen_w, C);
-}
-
-// out (B, OC) = inp (B, IC) @ weight^T + bias through the packed weight
-// `which` of layer l (l = -1: the generator) when there is one, else
-// linear_forward.
-static void decode_linear(const DecodeState *st, int l, int which, float *out, const float *inp,
-                          const float *weight, const float *bias, int IC, int OC) {
-    int B = st->B;
-    if (!st->packed) { linear_forward(out, inp, weight, bias, B, IC, OC); return; }
-    const GemmPackedB *pb = l < 0 ? &st->packed[st->n_packed - 1] : &st->packed[l * DECODE_PACKED_PER_LAYER + which];
-    gemm_prepacked(0, B, 1.0f, inp, IC, pb, 0.0f, out, OC);
-    for (int b = 0; b < B; b++) {
-        float *row = out + (long)b * OC;
-        #pragma omp simd
-        for (int o = 0; o < OC; o++) row[o] += bias[o];
-    }
-}
-
-int decode_begin(const Model *m, DecodeState *st, const float *memory, const uint8_t *mem_pad, int B, int S) {
-    if (B < 1 || B > st->max_B || S < 1 || S > st->max_S)
-        return attn_error("decode: batch (B %d, S %d) does not fit the capacity (B %d, S %d)",
-                          B, S, st->max_B, st->max_S);
-    const ModelConfig *c = &m->config;
-    long C = c->d_model;
-    st->B = B;
-    st->S = S;
-    for (int b = 0; b < B; b++)
-        memcpy(st->mem_pad + (long)b * st->max_S, mem_pad + (long)b * S, (size_t)S);
-    for (int l = 0; l < c->n_dec_layers; l++) {
-        LayerParams w = dec_layer(&m->params, c, l);
-        float *kv = st->cross_kv + (long)l * st->max_B * st->max_S * 2 * C;
-        for (int b = 0; b < B; b++)
-            cross_attention_project_memory(kv + (long)b * st->max_S * 2 * C, memory + (long)b * S * C,
-                                           &w.cross, 1, S, (int)C);
-    }
-    pack_decoder_weights(m, st);
-    return 0;
-}
-
-// Self-attention of position pos over the cache, which gets its k, v first.
-// h (B, C) is the sublayer input; the output lands in st->sub.
-static void decode_self_attention(const Model *m, DecodeState *st, const LayerParams *w, int l, int pos) {
-    const ModelConfig *c = &m->config;
-    int B = st->B, C = c->d_model;
-    long layer_off = (long)l * st->max_B * st->max_T * C;
-    decode_linear(st, l, 0, st->qkv, st->h, w->self.in_w, w->self.in_b, C, 3 * C);
-    for (int b = 0; b < B; b++) {
-        long row = layer_off + ((long)b * st->max_T + pos) * C;
-        memcpy(st->self_k + row, st->qkv + (long)b * 3 * C + C, (size_t)C * sizeof(float));
-        memcpy(st->self_v + row, st->qkv + (long)b * 3 * C + 2 * C, (size_t)C * sizeof(float));
-    }
-    AttnDims d = {B, 1, pos + 1, C, c->n_heads, 3 * C, C, st->max_T, 0};
-    attention_forward(st->att, st->probs, NULL, NULL, st->qkv, st->self_k + layer_off, st->self_v + layer_off,
-                      NULL, &d, 0.0f, NULL);
-    decode_linear(st, l, 1, st->sub, st->att, w->self.out_w, w->self.out_b, C, C);
-}
-
-static void decode_cross_attention(const Model *m, DecodeState *st, const LayerParams *w, int l) {
-    const ModelConfig *c = &m->config;
-    int B = st->B, C = c->d_model;
-    const float *kv = st->cross_kv + (long)l * st->max_B * st->max_S * 2 * C;
-    decode_linear(st, l, 2, st->qkv, st->h, w->cross.in_w, w->cross.in_b, C, C);
-    AttnDims d = {B, 1, st->S, C, c->n_heads, C, 2 * C, st->max_S, 0};
-    attention_forward(st->att, st->probs, NULL, NULL, st->qkv, kv, kv + C, st->mem_pad, &d, 0.0f, NULL);
-    decode_linear(st, l, 3, st->sub, st->att, w->cross.out_w, w->cross.out_b, C, C);
-}
-
-static void decode_ffn(const Model *m, DecodeState *st, const LayerParams *w, int l) {
-    const ModelConfig *c = &m->config;
-    int B = st->B, C = c->d_model, F = c->d_ff;
-    decode_linear(st, l, 4, st->ff, st->h, w->ff1_w, w->ff1_b, C, F);
-    if (c->activation == ACT_GELU) gelu_forward(st->ff, st->ff, (long)B * F);
-    else relu_forward(st->ff, st->ff, (long)B * F);
-    decode_linear(st, l, 5, st->sub, st->ff, w->ff2_w, w->ff2_b, F, C);
-}
-
-// One residual sublayer at one position: pre-LN x += f(norm(x)); post-LN
-// x = norm(x + f(x)). `which` picks the sublayer: 0 self, 1 cross, 2 FFN.
-static void decode_sublayer(const Model *m, DecodeState *st, const LayerParams *w, int l, int pos,
-                            int which, const float *ln_w, const float *ln_b) {
-    int B = st->B, C = m->config.d_model;
-    long n = (long)B * C;
-    if (m->config.norm_first) layernorm_forward(st->h, st->mean, st->rstd, st->x, ln_w, ln_b, B, C);
-    else memcpy(st->h, st->x, (size_t)n * sizeof(float));
-    if (which == 0) decode_self_attention(m, st, w, l, pos);
-    else if (which == 1) decode_cross_attention(m, st, w, l);
-    else decode_ffn(m, st, w, l);
-    residual_forward(st->x, st->x, st->sub, n);
-    if (!m->config.norm_first) layernorm_forward(st->x, st->mean, st->rstd, st->x, ln_w, ln_b, B, C);
-}
-
-int decode_step(const Model *m, DecodeState *st, const int *tokens, int pos) {
-    const ModelConfig *c = &m->config;
-    int B = st->B, C = c->d_model;
-    if (B < 1) return attn_error("decode: decode_begin was not called");
-    if (pos < 0 || pos >= st->max_T)
-        return attn_error("decode: position %d outside the capacity of %d positions", pos, st->max_T);
-    for (int b = 0; b < B; b++)
-        if (tokens[b] < 0 || tokens[b] >= c->tgt_vocab)
-            return attn_error("decode: token id %d outside the vocabulary (%d)", tokens[b], c->tgt_vocab);
-    embedding_forward(st->x, tokens, m->params.tgt_embed, m->pos_table, B, 1, C, pos);
-    for (int l = 0; l < c->n_dec_layers; l++) {
-        LayerParams w = dec_layer(&m->params, c, l);
-        decode_sublayer(m, st, &w, l, pos, 0, w.ln1_w, w.ln1_b);
-        decode_sublayer(m, st, &w, l, pos, 1, w.ln2_w, w.ln2_b);
-        decode_sublayer(m, st, &w, l, pos, 2, w.ln3_w, w.ln3_b);
-    }
-    layernorm_forward(st->h, st->mean, st->rstd, st->x, m->params.dec_norm_w, m->params.dec_norm_b, B, C);
-    decode_linear(st, -1, 0, st->logits, st->h, m->params.gen_w, m->params.gen_b, C, c->tgt_vocab);
-    return 0;
-}
-
-// Gathers rows: for each i < B, block i of `data` (rows of `row_floats`,
-// blocks `stride` floats apart) becomes old block from[i].
-static void gather_blocks(float *data, float *tmp, const int *from, int B, long stride, long row_floats) {
-    for (int i = 0; i < B; i++)
-        memcpy(tmp + i * row_floats, data + from[i] * stride, (size_t)row_floats * sizeof(float));
-    for (int i = 0; i < B; i++)
-        memcpy(data + i * stride, tmp + i * row_floats, (size_t)row_floats * sizeof(float));
-}
-
-void decode_reorder(DecodeState *st, const Model *m, const int *from, int n_pos) {
-    const ModelConfig *c = &m->config;
-    long C = c->d_model;
-    int B = st->B;
-    for (int l = 0; l < c->n_dec_layers; l++) {
-        long self_off = (long)l * st->max_B * st->max_T * C;
-        gather_blocks(st->self_k + self_off, st->reorder_tmp, from, B, st->max_T * C, n_pos * C);
-        gather_blocks(st->self_v + self_off, st->reorder_tmp, from, B, st->max_T * C, n_pos * C);
-        long cross_off = (long)l * st->max_B * st->max_S * 2 * C;
-        gather_blocks(st->cross_kv + cross_off, st->reorder_tmp, from, B, st->max_S * 2 * C, st->S * 2 * C);
-    }
-    for (int i = 0; i < B; i++)
-        memcpy(st->reorder_pad + (long)i * st->max_S, st->mem_pad + (long)from[i] * st->max_S, (size_t)st->S);
-    for (int i = 0; i < B; i++)
-        memcpy(st->mem_pad + (long)i * st->max_S, st->reorder_pad + (long)i * st->max_S, (size_t)st->S);
 }
