@@ -67,6 +67,20 @@ static void apply_prob_dropout(float *dst, const float *src, long n, long base, 
         dst[j] = dropout_keep(key_lo, key_hi, (uint64_t)(base + j), threshold) ? src[j] * scale : 0.0f;
 }
 
+// <a, b> over n values. Short rows take a plain loop: an `omp simd`
+// reduction ends in a pass over its per-lane array, which outweighs a row
+// of 10-30 keys (as in kernels.c's softmax).
+static float row_dot(const float *a, const float *b, int n) {
+    float dot = 0.0f;
+    if (n < 32) {
+        for (int j = 0; j < n; j++) dot += a[j] * b[j];
+        return dot;
+    }
+    #pragma omp simd reduction(+:dot)
+    for (int j = 0; j < n; j++) dot += a[j] * b[j];
+    return dot;
+}
+
 // The forward of both interfaces. With dropout on, the mask goes to
 // store_keep and the dropped probabilities to store_drop when those are
 // non-NULL (else to a per-thread tile).
@@ -136,9 +150,7 @@ static void backward_core(float *dq, float *dk, float *dv, float *dprobs,
         for (int i = 0; i < Tq; i++) {
             const float *pi = p + (long)i * Tk;
             float *g = ds + (long)i * Tk;
-            float dot = 0.0f;
-            #pragma omp simd reduction(+:dot)
-            for (int j = 0; j < Tk; j++) dot += pi[j] * g[j];
+            float dot = row_dot(pi, g, Tk);
             #pragma omp simd
             for (int j = 0; j < Tk; j++) g[j] = pi[j] * (g[j] - dot);
         }
