@@ -1015,10 +1015,29 @@ static void free_trainer(Trainer *t) {
     sb_free(&t->diag_line);
 }
 
+// After an update: the log line, validation and checkpoint that are due.
+// The last step (budget reached, early stopping, --overfit-batch done) is
+// logged, validated and saved in that order, so its checkpoint holds every
+// record and the best model written for it: a run killed after that
+// checkpoint has nothing left to redo when it is run again.
+static int after_step(Trainer *t, int *stop) {
+    const TrainConfig *c = &t->cfg;
+    long step = t->state.step;
+    long save_every = c->save_every > 0 ? c->save_every : c->valid_every;
+    int last = *stop || !budget_left(t);
+    if (step % c->log_every == 0 || last) log_interval(t, 0);
+    else if (t->opts->progress) log_interval(t, 1);
+    int valid_due = c->valid_every > 0 && step % c->valid_every == 0;
+    if ((valid_due || last) && run_validation(t, stop) != 0) return -1;
+    if (*stop) log_interval(t, 0);  // early stopping made this the last step
+    int save_due = save_every > 0 && step % save_every == 0;
+    if ((save_due || last || *stop) && save_checkpoint(t) != 0) return -1;
+    return 0;
+}
+
 // The loop proper: steps until the budget, a stop condition or a signal.
 static int loop(Trainer *t) {
     const TrainConfig *c = &t->cfg;
-    long save_every = c->save_every > 0 ? c->save_every : c->valid_every;
     int stop = 0;
     t->last_save_step = t->state.step;  // a resumed run starts from a saved step
     t->interval_start = monotonic_seconds();
@@ -1030,20 +1049,15 @@ static int loop(Trainer *t) {
             return attn_error("step %ld: the loss or the gradient is not finite (loss %g, gradient norm %g); "
                               "the last checkpoint is intact; lower lr or raise warmup_steps", t->state.step, loss,
                               t->last_grad_norm);
-        if (t->state.step % c->log_every == 0) log_interval(t, 0);
-        else if (t->opts->progress) log_interval(t, 1);
-        if (c->valid_every > 0 && t->state.step % c->valid_every == 0 && run_validation(t, &stop) != 0) return -1;
-        if (save_every > 0 && t->state.step % save_every == 0 && save_checkpoint(t) != 0) return -1;
+        if (after_step(t, &stop) != 0) return -1;
     }
-    if (t->interval_steps > 0) log_interval(t, 0);
     if (stop_signal) {
+        log_interval(t, 0);
         say(t, "interrupted (signal %d) at step %ld: saving", (int)stop_signal, t->state.step);
-        if (save_checkpoint(t) != 0) return -1;
+        if (t->last_save_step != t->state.step && save_checkpoint(t) != 0) return -1;
         say(t, "run the same command again to resume");
         return 0;
     }
-    if (t->last_valid_step != t->state.step && run_validation(t, &stop) != 0) return -1;
-    if (t->last_save_step != t->state.step && save_checkpoint(t) != 0) return -1;
     say(t, "done at step %ld (epoch %.2f, %.1f s): best %s %.4f at step %ld in %s/best.safetensors", t->state.step,
         epoch_progress(t), elapsed(t), c->best_metric, t->state.best_metric, t->state.best_step, t->run_dir);
     return c->overfit_batch ? overfit_verdict(t) : 0;

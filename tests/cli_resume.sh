@@ -150,9 +150,14 @@ else
     fail "spike_action runs failed"
 fi
 
-# --- a finished run resumed again does nothing; a larger budget continues it
+# --- a finished run resumed again does nothing; a larger budget continues it.
+# Its last checkpoint comes after the final validation (step 150 is no
+# multiple of valid_every), so resuming it keeps that record in metrics.jsonl.
+cp "$dir/full/metrics.jsonl" "$dir/full.metrics"
 out=$("$ATTN" train --out "$dir/full" 2>&1) && echo "$out" | grep -q "budget is already reached" &&
     pass "a finished run says its budget is reached" || fail "finished run: $out"
+cmp -s "$dir/full.metrics" "$dir/full/metrics.jsonl" && tail -n 1 "$dir/full.metrics" | grep -q '"type":"valid","step":150,' &&
+    pass "resuming a finished run keeps its final validation record" || fail "resuming a finished run lost metrics records"
 "$ATTN" train --out "$dir/full" --max-steps 160 --quiet &&
     step=$("$ATTN" info --model "$dir/full/last.safetensors" | sed -n 's/.*, step \([0-9]*\)$/\1/p') &&
     [ "$step" = 160 ] && pass "--max-steps 160 extends a finished run to step 160" || fail "extending the run (step '$step')"
