@@ -962,16 +962,24 @@ static int budget_left(const Trainer *t) {
     return 1;
 }
 
+// A signal during setup ends it at the next stage: there is nothing to save
+// yet, and learning tokenizers on a large corpus can take minutes.
+static int interrupted_in_setup(void) {
+    if (!stop_signal) return 0;
+    return attn_error("interrupted (signal %d) before the first step: nothing to save; run the same command again",
+                      (int)stop_signal);
+}
+
 static int setup(Trainer *t, char *model_path, char *state_path, int *resuming) {
     *resuming = checkpoint_find_resume(t->run_dir, model_path, state_path, 4096);
     if (*resuming < 0) return -1;
     if (t->cfg.threads > 0 && threads_set(t->cfg.threads) != 0) return -1;
-    if (load_data(t) != 0) return -1;
-    if (*resuming ? restore_tokenizers(t, model_path) : make_tokenizers(t)) return -1;
+    if (load_data(t) != 0 || interrupted_in_setup()) return -1;
+    if ((*resuming ? restore_tokenizers(t, model_path) : make_tokenizers(t)) || interrupted_in_setup()) return -1;
     if (encode_pairs(t, &t->train_text, &t->train_pairs) != 0) return fail("training data");
     if (encode_pairs(t, &t->valid_text, &t->valid_pairs) != 0) return fail("validation data");
-    if (make_batchers(t) != 0) return -1;
-    if (create_model(t) != 0) return -1;
+    if (interrupted_in_setup() || make_batchers(t) != 0) return -1;
+    if (create_model(t) != 0 || interrupted_in_setup()) return -1;
     if (strcmp(t->cfg.decode_metric, "none") != 0) group_sources(t);
     if (*resuming && resume(t, model_path, state_path) != 0) return -1;
     if (!*resuming && t->cfg.bpe_dropout > 0 && encode_train_epoch(t, (BatchCursor){0, 0}) != 0) return -1;
@@ -1063,7 +1071,23 @@ static int loop(Trainer *t) {
     return c->overfit_batch ? overfit_verdict(t) : 0;
 }
 
+// SIGINT and SIGTERM only set stop_signal, from the start: during setup it
+// ends the run at the next stage, in the loop after the current step, with
+// a checkpoint. SA_RESETHAND: a second Ctrl-C kills at once.
+static void catch_signals(struct sigaction *old_int, struct sigaction *old_term) {
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sa.sa_flags = SA_RESETHAND;
+    sigemptyset(&sa.sa_mask);
+    stop_signal = 0;
+    sigaction(SIGINT, &sa, old_int);
+    sigaction(SIGTERM, &sa, old_term);
+}
+
 int train_run(const TrainConfig *cfg, const char *run_dir, const TrainOptions *opts) {
+    struct sigaction old_int, old_term;
+    catch_signals(&old_int, &old_term);
     Trainer *t = calloc_check(1, sizeof *t);
     t->cfg = *cfg;
     t->opts = opts;
@@ -1074,25 +1098,16 @@ int train_run(const TrainConfig *cfg, const char *run_dir, const TrainOptions *o
     int resuming;
     int rc = setup(t, model_path, state_path, &resuming);
     if (rc == 0) rc = open_metrics(t, resuming);
-    t->session_start = monotonic_seconds();
+    t->session_start = monotonic_seconds();  // setup time is not training time
     if (rc == 0 && !budget_left(t)) {
         say(t, "%s: the budget is already reached at step %ld; raise max_steps / max_epochs / max_minutes to go on",
             run_dir, t->state.step);
     } else if (rc == 0) {
-        struct sigaction sa, old_int, old_term;
-        memset(&sa, 0, sizeof sa);
-        sa.sa_handler = on_signal;
-        sa.sa_flags = SA_RESETHAND;  // a second Ctrl-C kills at once
-        sigemptyset(&sa.sa_mask);
-        stop_signal = 0;
-        sigaction(SIGINT, &sa, &old_int);
-        sigaction(SIGTERM, &sa, &old_term);
-        t->session_start = monotonic_seconds();  // setup time is not training time
         rc = loop(t);
-        sigaction(SIGINT, &old_int, NULL);
-        sigaction(SIGTERM, &old_term, NULL);
     }
     free_trainer(t);
     free(t);
+    sigaction(SIGINT, &old_int, NULL);
+    sigaction(SIGTERM, &old_term, NULL);
     return rc;
 }

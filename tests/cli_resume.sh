@@ -122,6 +122,22 @@ else
     fail "could not interrupt the run at step $k"; wait $pid 2>/dev/null
 fi
 
+# --- SIGTERM during setup (a million pairs to generate and tokenize): the
+# run ends at the next stage of setup with one line and status 1, before
+# anything but config.conf is written
+"$ATTN" train --config "$dir/tiny.conf" --out "$dir/setup" --copy-train-size 1000000 --max-steps 1 --quiet 2> "$dir/err" &
+pid=$!
+sleep 0.3; kill -TERM $pid; wait $pid; rc=$?
+if [ $rc -eq 1 ] && grep -q "^attn: interrupted (signal 15) before the first step" "$dir/err"; then
+    pass "SIGTERM during setup: one attn: line and status 1"
+elif [ $rc -eq 0 ]; then
+    echo "INFO setup finished before the signal (a fast machine): nothing to check"
+else
+    fail "SIGTERM during setup: status $rc: $(cat "$dir/err")"
+fi
+[ ! -e "$dir/setup/last.safetensors" ] && [ ! -e "$dir/setup/metrics.jsonl" ] &&
+    pass "an interrupted setup leaves no checkpoint or metrics behind" || fail "an interrupted setup wrote files"
+
 # --- BPE-dropout: each epoch is encoded anew from (seed, epoch); a run stopped
 # mid-epoch and resumed re-encodes that epoch identically
 bpe="--src-tokenizer bpe --tgt-tokenizer bpe --src-vocab-size 300 --tgt-vocab-size 300 --bpe-dropout 0.2 \
