@@ -110,6 +110,8 @@ int cmd_average(int argc, char **argv) {
         owned = rc == 0;
     }
     if (rc == 0 && n == 0) rc = attn_error("average: no checkpoints given (attn average --help)");
+    for (int i = 0; i < n && rc == 0; i++)  // replacing a run's checkpoint by the average would lose it
+        if (same_file(out, paths[i])) rc = attn_error("average: --out %s is one of the checkpoints; give another path", out);
     if (rc == 0) rc = average(out, paths, n);
     if (owned) for (int i = 0; i < n; i++) free(paths[i]);
     free(paths);

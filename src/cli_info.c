@@ -122,7 +122,10 @@ static int print_info(const char *path, int show_config) {
 // --dump-logits
 
 // Encodes the pairs into one padded batch (layout of src/batch.h).
-static int encode_batch(const ParallelText *pt, const Tokenizer *src_tok, const Tokenizer *tgt_tok, Batch *b) {
+// A pair longer than the model's positions (max_len, </s> included) is refused
+// by line, before the forward could only say that the batch does not fit.
+static int encode_batch(const ParallelText *pt, const Tokenizer *src_tok, const Tokenizer *tgt_tok, int max_len,
+                        const char *path, Batch *b) {
     int B = pt->n, S = 1, T = 1;
     int **src = malloc_check(sizeof(int *) * (size_t)B), **tgt = malloc_check(sizeof(int *) * (size_t)B);
     int *ns = malloc_check(sizeof(int) * (size_t)B), *nt = malloc_check(sizeof(int) * (size_t)B);
@@ -133,7 +136,11 @@ static int encode_batch(const ParallelText *pt, const Tokenizer *src_tok, const 
         tgt[i] = malloc_check(sizeof(int) * (size_t)cap_t);
         ns[i] = tokenizer_encode(src_tok, pt->src[i], src[i], cap_s, 0.0f, NULL);
         nt[i] = tokenizer_encode(tgt_tok, pt->tgt[i], tgt[i], cap_t, 0.0f, NULL);
-        if (ns[i] < 0 || nt[i] < 0) rc = attn_error("line %d: cannot encode: %s", pt->line[i], attn_last_error());
+        if (rc == 0 && (ns[i] < 0 || nt[i] < 0))
+            rc = attn_error("%s:%d: cannot encode: %s", path, pt->line[i], attn_last_error());
+        else if (rc == 0 && (ns[i] + 1 > max_len || nt[i] + 1 > max_len))
+            rc = attn_error("%s:%d: %d source and %d target tokens with </s>: over the model's max_len %d", path,
+                            pt->line[i], ns[i] + 1, nt[i] + 1, max_len);
         if (ns[i] + 1 > S) S = ns[i] + 1;
         if (nt[i] + 1 > T) T = nt[i] + 1;
     }
@@ -168,7 +175,7 @@ static int dump_logits(const char *model_path, const char *pairs_path, const cha
     Tokenizer *src_tok, *tgt_tok;
     if (checkpoint_load_model(model_path, &m, pt.n, 0, 0, &src_tok, &tgt_tok) != 0) { parallel_free(&pt); return -1; }
     Batch b;
-    int rc = encode_batch(&pt, src_tok, tgt_tok, &b);
+    int rc = encode_batch(&pt, src_tok, tgt_tok, m.config.max_len, pairs_path, &b);
     if (rc == 0) {
         float loss = model_forward(&m, &b, 0.0f, 0, NULL);
         if (loss != loss) rc = -1;  // NaN: the batch does not fit; the error is recorded
@@ -207,6 +214,8 @@ int cmd_info(int argc, char **argv) {
     }
     if (!model) return attn_error("info: --model M is required (attn info --help)");
     if (pairs && !out) return attn_error("info: --dump-logits needs --out FILE");
+    if (pairs && (same_file(out, model) || same_file(out, pairs)))
+        return attn_error("info: --out %s is one of the inputs; give another path", out);
     if (pairs) return dump_logits(model, pairs, out);
     return print_info(model, show_config);
 }

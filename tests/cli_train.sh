@@ -87,6 +87,19 @@ if "$ATTN" train --config "$dir/tiny.conf" --out "$dir/run" 2> "$dir/log"; then
     "$ATTN" average --out "$dir/avg.safetensors" --run "$dir/run" --last 2 > /dev/null &&
         "$ATTN" info --model "$dir/avg.safetensors" > /dev/null && pass "attn average of the last 2" || fail "attn average"
     expect_error "average too many" "holds 2 step checkpoints, --last asks for 5" "$ATTN" average --out "$dir/a.safetensors" --run "$dir/run"
+    step_file=$(ls "$dir/run"/step-*.safetensors | tail -n 1)
+    cp "$step_file" "$dir/step.before"
+    expect_error "average onto one of its checkpoints" "is one of the checkpoints" \
+        "$ATTN" average --out "$step_file" "$dir/run/best.safetensors" "$step_file"
+    cmp -s "$step_file" "$dir/step.before" && pass "the checkpoint named as --out is untouched" || fail "average replaced its input"
+    printf 'abc\tabc\n' > "$dir/pairs.tsv"
+    cp "$dir/run/best.safetensors" "$dir/best.before"
+    expect_error "info --dump-logits onto its model" "is one of the inputs" \
+        "$ATTN" info --model "$dir/run/best.safetensors" --dump-logits "$dir/pairs.tsv" --out "$dir/run/best.safetensors"
+    cmp -s "$dir/run/best.safetensors" "$dir/best.before" && pass "the model named as --out is untouched" || fail "info replaced its model"
+    printf 'abc\tabc\n%s\ta\n' "$(printf '%040d' 0)" > "$dir/long.tsv"
+    expect_error "info --dump-logits of a pair over max_len" "long.tsv:2: 41 source and 2 target tokens with </s>: over the model's max_len" \
+        "$ATTN" info --model "$dir/run/best.safetensors" --dump-logits "$dir/long.tsv" --out "$dir/logits.safetensors"
 else
     fail "training the tiny copy task: $(cat "$dir/log")"
 fi
