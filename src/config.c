@@ -4,6 +4,7 @@
 #include "config.h"
 #include "common.h"
 #include "diagnostics.h"
+#include "utf8.h"
 #include <ctype.h>
 #include <errno.h>
 #include <math.h>
@@ -381,6 +382,14 @@ int config_load(TrainConfig *cfg, const char *path) {
     size_t len;
     if (read_file(path, &text, &len) != 0) return -1;
     if (memchr(text, '\0', len)) { free(text); return attn_error("%s: not a text file (NUL byte)", path); }
+    long bad = utf8_first_invalid(text, len);
+    if (bad >= 0) {  // named here, before a value echoes the broken bytes into the message
+        int line = 1;
+        for (long i = 0; i < bad; i++) line += text[i] == '\n';
+        int byte = (unsigned char)text[bad];
+        free(text);
+        return attn_error("%s:%d: invalid UTF-8 (byte 0x%02X); convert the file to UTF-8", path, line, byte);
+    }
     int rc = config_parse(cfg, text, path);
     free(text);
     return rc;
