@@ -8,6 +8,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -52,6 +53,9 @@ static int check_hash(const char *path, const SafeTensors *st) {
         return attn_error("%s: corrupt file: tensor data hash %s does not match the recorded %s", path, got, want);
     return 0;
 }
+
+// The step a tag "<step>-<nonce>" was made for.
+static long tag_step(const char *tag) { return strtol(tag, NULL, 10); }
 
 static int parse_long_meta(const char *path, const SafeTensors *st, const char *key, long *out) {
     const char *v = st_meta(st, key);
@@ -369,12 +373,20 @@ static int read_state_metadata(const char *path, const SafeTensors *st, TrainSta
         parse_double_meta(path, st, "elapsed_seconds", &s->elapsed_seconds) != 0 ||
         parse_long_meta(path, st, "tokens_seen", &s->tokens_seen) != 0 ||
         parse_long_meta(path, st, "metrics_bytes", &s->metrics_bytes) != 0) return -1;
+    // The data hash covers the tensors, not the metadata: a damaged or edited
+    // number is caught here, before it steers a resumed run.
+    if (s->step < 0 || *opt_step < 0 || *opt_step > s->step || epoch < 0 || epoch > INT_MAX || position < 0 ||
+        position > INT_MAX || s->batches_drawn < 0 || (has_best != 0 && has_best != 1) || s->best_step < 0 ||
+        s->best_step > s->step || bad < 0 || bad > INT_MAX || s->tokens_seen < 0 || s->metrics_bytes < 0 ||
+        !(s->elapsed_seconds >= 0))
+        return attn_error("%s: corrupt file: a training-state number in its metadata is out of range", path);
     s->cursor.epoch = (int)epoch;
     s->cursor.position = (int)position;
     s->has_best = (int)has_best;
     s->bad_evals = (int)bad;
     const char *tag = st_meta(st, "tag"), *rng = st_meta(st, "rng");
-    if (!tag || strlen(tag) >= CHECKPOINT_TAG_LEN) return attn_error("%s: metadata lacks a valid 'tag'", path);
+    if (!tag || strlen(tag) >= CHECKPOINT_TAG_LEN || tag_step(tag) != s->step)
+        return attn_error("%s: metadata lacks a valid 'tag' (\"<step>-<nonce>\")", path);
     strcpy(s->tag, tag);
     if (!rng || sscanf(rng, "%" SCNx64 " %" SCNx64 " %" SCNx64 " %" SCNx64,
                        &s->rng.s[0], &s->rng.s[1], &s->rng.s[2], &s->rng.s[3]) != 4)
@@ -464,8 +476,6 @@ static int read_tag(const char *path, char tag[CHECKPOINT_TAG_LEN]) {
     fclose(f);
     return rc;
 }
-
-static long tag_step(const char *tag) { return strtol(tag, NULL, 10); }
 
 enum { N_PAIR_FILES = 2 };
 static const char *const model_names[N_PAIR_FILES] = {"last.safetensors", "last.prev.safetensors"};

@@ -259,6 +259,16 @@ static void test_state_round_trip(void) {
     free(t.diagnostics);
     rc = checkpoint_load_state(path, &t, &b, ema_b);
     CHECK(rc != 0 && strstr(attn_last_error(), "'ema' is missing"), "ema asked for but absent: %s", attn_last_error());
+    s.diagnostics = NULL;
+    s.cursor.position = -3;  // the metadata is outside the data hash: its numbers are range-checked
+    checkpoint_save_state(path, &s, &a, NULL);
+    rc = checkpoint_load_state(path, &t, &b, NULL);
+    CHECK(rc != 0 && strstr(attn_last_error(), "metadata is out of range"), "negative cursor refused: %s", attn_last_error());
+    s.cursor.position = 17;
+    snprintf(s.tag, sizeof s.tag, "799-feed");
+    checkpoint_save_state(path, &s, &a, NULL);
+    rc = checkpoint_load_state(path, &t, &b, NULL);
+    CHECK(rc != 0 && strstr(attn_last_error(), "valid 'tag'"), "a tag of another step refused: %s", attn_last_error());
     optimizer_free(&a); optimizer_free(&b);
 }
 
