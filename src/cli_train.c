@@ -111,6 +111,7 @@ static int dir_is_empty(const char *path) {
 
 // mkdir -p
 static int make_dirs(const char *path) {
+    if (path[0] == '\0') return attn_error("train: --out is empty: give a run directory");
     char *p = strdup_check(path);
     for (char *s = p + 1; ; s++) {
         if (*s != '/' && *s != '\0') continue;
