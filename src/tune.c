@@ -452,9 +452,13 @@ static int load_trial(Tune *t, const JsonValue *jt, const char *path) {
     const JsonValue *status = json_get(jt, "status"), *rung = json_get(jt, "rung"), *steps = json_get(jt, "steps");
     const JsonValue *seconds = json_get(jt, "seconds"), *note = json_get(jt, "note");
     const JsonValue *values = json_get(jt, "values"), *objs = json_get(jt, "rung_objectives");
-    if (!status || status->type != JSON_STRING || !rung || rung->type != JSON_NUMBER || !steps || !seconds
-        || !values || values->type != JSON_ARRAY || values->n != t->space->n || !objs || objs->type != JSON_ARRAY
-        || objs->n != t->n_rungs || rung->number < 0 || rung->number >= t->n_rungs)
+    // Every number is range-checked before a cast: a damaged file must not
+    // turn into an overflowing step count.
+    if (!status || status->type != JSON_STRING || !rung || rung->type != JSON_NUMBER || !steps
+        || steps->type != JSON_NUMBER || !(steps->number >= 0 && steps->number <= 1e15) || !seconds
+        || seconds->type != JSON_NUMBER || !(seconds->number >= 0) || !values || values->type != JSON_ARRAY
+        || values->n != t->space->n || !objs || objs->type != JSON_ARRAY || objs->n != t->n_rungs
+        || rung->number < 0 || rung->number >= t->n_rungs)
         return attn_error("%s: trial %d is malformed", path, t->n_trials);
     create_trial(t);
     Trial *tr = &t->trials[t->n_trials - 1];

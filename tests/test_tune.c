@@ -235,6 +235,22 @@ static void test_resume(void) {
     tune_init(&c, &other, &s);
     CHECK(tune_state_load(&c, path, "space v1") == -1, "another seed refuses the state");
     tune_free(&c);
+    char *steps_at = strstr(sb.data, "\"steps\":");
+    CHECK(steps_at != NULL, "the state holds a step count");
+    if (steps_at) {  // a damaged step count is refused, not cast into an overflowing long
+        StrBuf bad = {0};
+        sb_append(&bad, sb.data, (size_t)(steps_at - sb.data));
+        sb_puts(&bad, "\"steps\":1e300");
+        sb_puts(&bad, strchr(steps_at, ','));
+        FILE *f = fopen(path, "w");
+        fputs(bad.data, f);
+        fclose(f);
+        tune_init(&c, &as, &s);
+        CHECK(tune_state_load(&c, path, "space v1") == -1 && strstr(attn_last_error(), "malformed"),
+              "a step count of 1e300 is refused: %s", attn_last_error());
+        tune_free(&c);
+        sb_free(&bad);
+    }
 
     StrBuf md = {0}, csv = {0};
     tune_results_markdown(&b, "valid_loss", &md);
