@@ -91,12 +91,12 @@ static void check_sizes(const char *label) {
 }
 
 // The same product on 1 and 2 threads is bit-identical; sizes cross the
-// K block (256), the M block (192) and the N block (2048), are large
+// K block (768), the M block (192) and the N block (2048), are large
 // enough to run in parallel, and include the direct (unpacked) kernels.
 static void check_threads_identical(const char *label) {
     static const Case cases[] = {
         {0, 1, 197, 70, 300, 1, 1.0f, 0.0f},
-        {1, 0, 200, 40, 520, 0, 1.0f, 1.0f},
+        {1, 0, 200, 40, 1600, 0, 1.0f, 1.0f},
         {0, 0, 9, 2100, 70, 2, 0.5f, 0.5f},
         {1, 1, 500, 40, 33, 0, -1.0f, 0.0f},
         {0, 1, 4, 3001, 100, 1, 1.0f, 0.5f},   // direct dot products
@@ -117,7 +117,7 @@ static void check_threads_identical(const char *label) {
         all_match &= memcmp(one, two, sizeof(float) * c->M * c->N) == 0;
         free(one); free(two);
     }
-    CHECK(all_close, "%s: blocked sizes (K > 256, M > 192, N > 2048) match the reference on 1 and 2 threads", label);
+    CHECK(all_close, "%s: blocked sizes (K > 768, M > 192, N > 2048) match the reference on 1 and 2 threads", label);
     CHECK(all_match, "%s: 1 and 2 threads give bit-identical results", label);
 }
 
@@ -148,7 +148,7 @@ static void check_inside_parallel(const char *label) {
 // gemm_prepacked with op(B) packed once equals gemm() bit for bit (M > 4)
 // and the reference closely, for both transpositions of each operand.
 static void check_prepacked(const char *label, double tolerance) {
-    static const int shapes[][3] = {{24, 300, 260}, {9, 2100, 33}, {130, 40, 64}, {5, 17, 3}};
+    static const int shapes[][3] = {{24, 300, 260}, {9, 2100, 33}, {8, 100, 1000}, {5, 17, 3}};
     int identical = 1, close = 1;
     for (int s = 0; s < 4; s++)
         for (int t = 0; t < 4; t++) {
@@ -170,7 +170,7 @@ static void check_prepacked(const char *label, double tolerance) {
             if (packed) gemm_packed_b_free(&pb);
             free(A); free(B); free(C1); free(C2); free(R);
         }
-    CHECK(close, "%s: prepacked B matches the reference (to %.0e), all transpositions, N > 2048, K > 256", label, tolerance);
+    CHECK(close, "%s: prepacked B matches the reference (to %.0e), all transpositions, N > 2048, K > 768", label, tolerance);
     CHECK(identical, "%s: prepacked B gives the same bits as gemm()", label);
 }
 
@@ -189,7 +189,7 @@ static float to_bf16(float x) {
 // float summation order), differs from the unrounded product by bf16's
 // precision, and is bit-identical on 1 and 2 threads.
 static void check_bf16(void) {
-    static const int shapes[][3] = {{1, 1, 1}, {13, 33, 17}, {40, 40, 64}, {65, 31, 301}, {200, 70, 513}, {9, 2100, 33}};
+    static const int shapes[][3] = {{1, 1, 1}, {13, 33, 17}, {40, 40, 64}, {65, 31, 1001}, {200, 70, 513}, {9, 2100, 33}};
     int n_shapes = sizeof shapes / sizeof shapes[0], exact = 1, threads_same = 1;
     double worst_rounded = 0, worst_float = 0;
     for (int s = 0; s < n_shapes; s++)
