@@ -1,6 +1,7 @@
-// The training loop. Reads top to bottom: the trainer struct, data and
-// tokenizers, the model and optimizer, one step, validation, checkpoints,
-// progress output, and train_run that ties them together.
+// The training loop. Reads top to bottom: the trainer struct and its output
+// helpers, data, tokenizers, diagnostics, the model and optimizer, one
+// update, validation (teacher-forced, then decoded), checkpoints, progress
+// output, and the run: setup, the loop, and train_run that ties them together.
 #include "train.h"
 #include "batch.h"
 #include "checkpoint.h"
@@ -104,6 +105,17 @@ static void say(Trainer *t, const char *fmt, ...) {
     vfprintf(stderr, fmt, ap);
     va_end(ap);
     fputc('\n', stderr);
+}
+
+// A record (one JSON object) on its own line of RUN_DIR/metrics.jsonl.
+static void write_record(Trainer *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void write_record(Trainer *t, const char *fmt, ...) {
+    if (!t->metrics) return;
+    va_list ap;
+    va_start(ap, fmt);
+    vfprintf(t->metrics, fmt, ap);
+    va_end(ap);
+    fputc('\n', t->metrics);
 }
 
 // Prefixes the recorded error (copied first: attn_error reuses its buffer).
@@ -329,8 +341,6 @@ static int make_batchers(Trainer *t) {
 // Diagnostics (src/diagnostics.h, docs/debugging.md). The detectors run
 // after every backward and before the update, so a stopped run leaves its
 // last checkpoint as it was and a skipped step leaves the weights untouched.
-
-static void write_record(Trainer *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 static int init_diagnostics(Trainer *t) {
     const TrainConfig *c = &t->cfg;
@@ -856,16 +866,6 @@ static double eta_seconds(const Trainer *t, double seconds_per_step) {
     return eta;
 }
 
-static void write_record(Trainer *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void write_record(Trainer *t, const char *fmt, ...) {
-    if (!t->metrics) return;
-    va_list ap;
-    va_start(ap, fmt);
-    vfprintf(t->metrics, fmt, ap);
-    va_end(ap);
-    fputc('\n', t->metrics);
-}
-
 static void log_interval(Trainer *t, int live) {
     double now = monotonic_seconds(), span = now - t->interval_start;
     if (t->interval_steps == 0) return;
@@ -896,6 +896,57 @@ static void log_interval(Trainer *t, int live) {
     t->interval_steps = 0;
 }
 
+// Keeps best.safetensors and counts validations without improvement.
+// Returns 1 when this validation is the best so far, 0 when not, -1 when
+// the best model could not be saved. A NaN is never best (every comparison
+// with a NaN best would fail after it).
+static int keep_best(Trainer *t, const ValidResult *r) {
+    const char *name = t->cfg.best_metric;
+    double value = metric_value(name, r);
+    int better = !isnan(value) && (!t->state.has_best || (metric_higher_is_better(name) ? value > t->state.best_metric
+                                                                                         : value < t->state.best_metric));
+    if (!better) {
+        t->state.bad_evals++;
+        return 0;
+    }
+    t->state.best_metric = value;
+    t->state.best_step = t->state.step;
+    t->state.has_best = 1;
+    t->state.bad_evals = 0;
+    if (save_model_file(t, "best.safetensors", t->model.param_memory) != 0) return fail("saving best.safetensors");
+    return 1;
+}
+
+// The decoded metric's fields, for the metrics record and for the log line.
+static void format_decoded(const char *metric, const ValidResult *r, char *record, char *log, size_t cap) {
+    record[0] = log[0] = '\0';
+    if (!strcmp(metric, "bleu")) {
+        snprintf(record, cap, ",\"valid_bleu\":%.4f", r->bleu);
+        snprintf(log, cap, "  BLEU %.2f", r->bleu);
+    } else if (!strcmp(metric, "chrf")) {
+        snprintf(record, cap, ",\"valid_chrf\":%.4f", r->chrf);
+        snprintf(log, cap, "  chrF %.2f", r->chrf);
+    } else if (!strcmp(metric, "g2p")) {
+        snprintf(record, cap, ",\"valid_wer\":%.4f,\"valid_per\":%.4f", r->wer, r->per);
+        snprintf(log, cap, "  WER %.2f%%  PER %.2f%%", r->wer, r->per);
+    }
+}
+
+// Early stopping (patience) and the target metric.
+static int should_stop(Trainer *t) {
+    const char *name = t->cfg.best_metric;
+    if (t->cfg.patience > 0 && t->state.bad_evals >= t->cfg.patience) {
+        say(t, "early stopping: %d validations without a better %s (best %.4f at step %ld)", t->state.bad_evals, name,
+            t->state.best_metric, t->state.best_step);
+        return 1;
+    }
+    if (t->state.has_best && metric_reached(&t->cfg, t->state.best_metric)) {
+        say(t, "target reached: %s %.4f (target_metric %g)", name, t->state.best_metric, t->cfg.target_metric);
+        return 1;
+    }
+    return 0;
+}
+
 // Validates, records, keeps the best checkpoint and counts patience.
 // Sets *stop when early stopping or the target metric says so.
 static int run_validation(Trainer *t, int *stop) {
@@ -905,45 +956,17 @@ static int run_validation(Trainer *t, int *stop) {
     validate(t, &r);
     if (strcmp(t->cfg.decode_metric, "none") != 0 && decode_validation(t, &r) != 0) return -1;
     t->last_valid_step = t->state.step;
-    const char *name = t->cfg.best_metric;
-    double value = metric_value(name, &r);
-    int better = !t->state.has_best ||
-                 (metric_higher_is_better(name) ? value > t->state.best_metric : value < t->state.best_metric);
-    if (better) {
-        t->state.best_metric = value;
-        t->state.best_step = t->state.step;
-        t->state.has_best = 1;
-        t->state.bad_evals = 0;
-        if (save_model_file(t, "best.safetensors", t->model.param_memory) != 0) return fail("saving best.safetensors");
-    } else {
-        t->state.bad_evals++;
-    }
-    char decoded[160] = "", decoded_log[160] = "";
-    if (!strcmp(t->cfg.decode_metric, "bleu")) {
-        snprintf(decoded, sizeof decoded, ",\"valid_bleu\":%.4f", r.bleu);
-        snprintf(decoded_log, sizeof decoded_log, "  BLEU %.2f", r.bleu);
-    } else if (!strcmp(t->cfg.decode_metric, "chrf")) {
-        snprintf(decoded, sizeof decoded, ",\"valid_chrf\":%.4f", r.chrf);
-        snprintf(decoded_log, sizeof decoded_log, "  chrF %.2f", r.chrf);
-    } else if (!strcmp(t->cfg.decode_metric, "g2p")) {
-        snprintf(decoded, sizeof decoded, ",\"valid_wer\":%.4f,\"valid_per\":%.4f", r.wer, r.per);
-        snprintf(decoded_log, sizeof decoded_log, "  WER %.2f%%  PER %.2f%%", r.wer, r.per);
-    }
+    int better = keep_best(t, &r);
+    if (better < 0) return -1;
+    char decoded[160], decoded_log[160];
+    format_decoded(t->cfg.decode_metric, &r, decoded, decoded_log, sizeof decoded);
     write_record(t, "{\"type\":\"valid\",\"step\":%ld,\"epoch\":%.4f,\"valid_loss\":%.6g,\"valid_ppl\":%.6g,"
                  "\"valid_acc\":%.4f,\"valid_exact\":%.4f%s,\"best\":%s,\"elapsed_s\":%.2f}", t->state.step,
                  epoch_progress(t), r.loss, r.ppl, r.acc, r.exact, decoded, better ? "true" : "false", elapsed(t));
     observe_eval(t, r.loss);
     say(t, "valid step %ld: loss %.4f  ppl %.3f  acc %.2f%%  exact %.2f%%%s (%ld sentences, %.1f s)%s", t->state.step,
         r.loss, r.ppl, r.acc, r.exact, decoded_log, r.sentences, monotonic_seconds() - t0, better ? "  * best" : "");
-    if (t->cfg.patience > 0 && t->state.bad_evals >= t->cfg.patience) {
-        say(t, "early stopping: %d validations without a better %s (best %.4f at step %ld)", t->state.bad_evals, name,
-            t->state.best_metric, t->state.best_step);
-        *stop = 1;
-    }
-    if (metric_reached(&t->cfg, t->state.best_metric)) {
-        say(t, "target reached: %s %.4f (target_metric %g)", name, t->state.best_metric, t->cfg.target_metric);
-        *stop = 1;
-    }
+    if (should_stop(t)) *stop = 1;
     return 0;
 }
 
