@@ -489,6 +489,23 @@ static int overfit_verdict(Trainer *t) {
 // ----------------------------------------------------------------------------
 // Model, optimizer, schedule
 
+// A model far too large for this machine is refused here, with the sizes,
+// instead of by the abort of malloc_check. A lower bound is enough: the
+// weight matrices only (biases, norms and activations left out), each held
+// four times (weights, gradients, two Adam moments), 4 bytes a float.
+static int check_model_fits(const ModelConfig *mc) {
+    double C = mc->d_model, F = mc->d_ff;
+    double params = mc->n_enc_layers * (4 * C * C + 2 * C * F) + mc->n_dec_layers * (8 * C * C + 2 * C * F) +
+                    ((double)mc->src_vocab + mc->tgt_vocab) * C;
+    double need = 16.0 * params;
+    double have = (double)sysconf(_SC_PHYS_PAGES) * (double)sysconf(_SC_PAGESIZE);
+    if (have > 0 && need > have)
+        return attn_error("the model needs at least %.1f GB (%.3g parameters, with gradients and Adam moments), "
+                          "more than this machine's %.1f GB: lower d_model, d_ff or the layer counts",
+                          need / 1e9, params, have / 1e9);
+    return 0;
+}
+
 static int create_model(Trainer *t) {
     const TrainConfig *c = &t->cfg;
     ModelConfig mc = c->model;
@@ -499,6 +516,7 @@ static int create_model(Trainer *t) {
     batcher_capacity(&t->valid_batches, &B2, &S2, &T2);
     int B = B1 > B2 ? B1 : B2, S = S1 > S2 ? S1 : S2, T = T1 > T2 ? T1 : T2;
     if (c->bpe_dropout > 0) S = T = c->max_len;  // segmentations only get longer
+    if (check_model_fits(&mc) != 0) return -1;
     if (model_create(&t->model, &mc, B, S, T) != 0) return fail("model");
     batch_alloc(&t->batch, B, S, T);
     model_init_weights(&t->model, c->seed);

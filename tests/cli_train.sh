@@ -67,6 +67,8 @@ expect_error "invalid UTF-8 in a config file" "bad3.conf:2: invalid UTF-8 (byte 
 expect_error "inconsistent config" "not a multiple of n_heads" "$ATTN" train --config "$dir/tiny.conf" --n-heads 3 --out "$dir/x"
 expect_error "missing --out" "--out RUN_DIR is required" "$ATTN" train --config "$dir/tiny.conf"
 expect_error "empty --out" "--out is empty" "$ATTN" train --config "$dir/tiny.conf" --out ""
+expect_error "a model too large for the machine" "GB (.*parameters.*), more than this machine's" \
+    "$ATTN" train --config "$dir/tiny.conf" --d-model 100000 --n-heads 2 --d-ff 1000000 --out "$dir/huge" --quiet
 expect_error "missing config file" "nope.conf: No such file" "$ATTN" train --config "$dir/nope.conf" --out "$dir/x"
 expect_error "missing data file" "missing.tsv: No such file" "$ATTN" train --task tsv --train "$dir/missing.tsv" --out "$dir/x"
 [ ! -e "$dir/x" ] && pass "no run directory is created for a bad config" || fail "a run directory was created for a bad config"
