@@ -1,5 +1,6 @@
 // Training diagnostics (see diagnostics.h for how the training loop uses them).
 #include "diagnostics.h"
+#include "common.h"
 #include "json.h"
 #include <math.h>
 #include <stdarg.h>
@@ -279,6 +280,60 @@ DiagAction diag_check_step(Diag *d, long step, float loss, DiagResult *res) {
 }
 
 double diag_lr_multiplier(const Diag *d) { return d->lr_multiplier; }
+
+// ----------------------------------------------------------------------------
+// the state saved with a checkpoint
+//
+// The detector state that can change the weights (a spike skips an update
+// or scales the rate, judged against windows of recent losses and gradient
+// norms) travels in the training state, so a resumed run judges alike:
+// "v1 lr_multiplier consecutive_skips" then, per window (loss, gradient
+// norm), "window count next" and its values, all with 17 digits.
+
+static void append_zscore(StrBuf *sb, const ZScore *z) {
+    sb_printf(sb, " %d %d %d", z->window, z->count, z->next);
+    for (int i = 0; i < z->window; i++) sb_printf(sb, " %.17g", z->values[i]);
+}
+
+char *diag_state_text(const Diag *d) {
+    StrBuf sb = {0};
+    sb_printf(&sb, "v1 %.17g %d", d->lr_multiplier, d->consecutive_skips);
+    append_zscore(&sb, &d->loss_stats);
+    append_zscore(&sb, &d->grad_stats);
+    return sb.data;
+}
+
+// Reads one window written by append_zscore; its size must be this run's.
+static int read_zscore(const char **p, ZScore *z) {
+    char *end;
+    long window = strtol(*p, &end, 10), count = strtol(end, &end, 10), next = strtol(end, &end, 10);
+    if (window != z->window || count < 0 || count > window || next < 0 || next >= window) return -1;
+    z->count = (int)count;
+    z->next = (int)next;
+    for (int i = 0; i < window; i++) {
+        char *after;
+        z->values[i] = strtod(end, &after);
+        if (after == end) return -1;
+        end = after;
+    }
+    *p = end;
+    return 0;
+}
+
+int diag_state_restore(Diag *d, const char *text, const char *origin) {
+    if (strncmp(text, "v1 ", 3) != 0) return attn_error("%s: diagnostics state: unknown version", origin);
+    const char *p = text + 3;
+    char *end, *after;
+    double multiplier = strtod(p, &end);
+    long skips = strtol(end, &after, 10);
+    p = after;
+    if (after == end || !(multiplier >= 0 && multiplier <= 1) || skips < 0 || skips > d->cfg.max_consecutive_skips ||
+        read_zscore(&p, &d->loss_stats) != 0 || read_zscore(&p, &d->grad_stats) != 0)
+        return attn_error("%s: diagnostics state is malformed (or spike windows of another size)", origin);
+    d->lr_multiplier = multiplier;
+    d->consecutive_skips = (int)skips;
+    return 0;
+}
 
 // ----------------------------------------------------------------------------
 // per-layer statistics

@@ -117,6 +117,14 @@ DiagAction diag_check_step(Diag *d, long step, float loss, DiagResult *res);
 // The rate factor that SCALE_LR actions accumulated (1 until one fires).
 double diag_lr_multiplier(const Diag *d);
 
+// The detector state that can change later updates (the rate multiplier,
+// consecutive skips, the spike windows) as one line of text for the
+// training state, so a resumed run judges spikes as the unbroken one would
+// (a new string; the caller frees it). diag_state_restore reads it back
+// into a Diag made with the same config; origin names the file in errors.
+char *diag_state_text(const Diag *d);
+int diag_state_restore(Diag *d, const char *text, const char *origin);
+
 // Per-layer statistics: due every cfg.stats_every steps.
 int diag_stats_due(const Diag *d, long step);
 // Copies the parameters before the optimizer step, for update/weight ratios.

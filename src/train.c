@@ -393,53 +393,6 @@ static DiagAction check_update(Trainer *t, float loss) {
     return action;
 }
 
-// The detector state that can change the weights (a spike skips an update
-// or scales the rate, judged against windows of recent losses and gradient
-// norms) travels in the training state, so a resumed run judges alike:
-// "v1 lr_multiplier consecutive_skips" then, per window (loss, gradient
-// norm), "window count next" and its values, all with 17 digits.
-static void append_zscore(StrBuf *sb, const ZScore *z) {
-    sb_printf(sb, " %d %d %d", z->window, z->count, z->next);
-    for (int i = 0; i < z->window; i++) sb_printf(sb, " %.17g", z->values[i]);
-}
-
-static char *diag_state_text(const Diag *d) {
-    StrBuf sb = {0};
-    sb_printf(&sb, "v1 %.17g %d", d->lr_multiplier, d->consecutive_skips);
-    append_zscore(&sb, &d->loss_stats);
-    append_zscore(&sb, &d->grad_stats);
-    return sb.data;
-}
-
-static int read_zscore(char **p, ZScore *z) {
-    char *end;
-    long window = strtol(*p, &end, 10), count = strtol(end, &end, 10), next = strtol(end, &end, 10);
-    if (window != z->window || count < 0 || count > window || next < 0 || next >= window) return -1;
-    z->count = (int)count;
-    z->next = (int)next;
-    for (int i = 0; i < window; i++) {
-        char *after;
-        z->values[i] = strtod(end, &after);
-        if (after == end) return -1;
-        end = after;
-    }
-    *p = end;
-    return 0;
-}
-
-static int diag_state_restore(Diag *d, const char *text, const char *path) {
-    char *p = (char *)text, *end;
-    if (strncmp(p, "v1 ", 3) != 0) return attn_error("%s: diagnostics state: unknown version", path);
-    p += 3;
-    double multiplier = strtod(p, &end);
-    long skips = strtol(end, &p, 10);
-    if (p == end || read_zscore(&p, &d->loss_stats) != 0 || read_zscore(&p, &d->grad_stats) != 0)
-        return attn_error("%s: diagnostics state is malformed (or spike windows of another size)", path);
-    d->lr_multiplier = multiplier;
-    d->consecutive_skips = (int)skips;
-    return 0;
-}
-
 // Per-layer statistics, after the update (stats_every steps).
 static void write_stats(Trainer *t) {
     reset_line(&t->diag_line);

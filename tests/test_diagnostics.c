@@ -217,6 +217,40 @@ static void test_spikes(void) {
     fake_free(&f);
 }
 
+// The saved state brings a fresh Diag to the very judgement of the old one.
+static void test_state_text(void) {
+    Fake f; fake_create(&f);
+    Rng rng; rng_seed(&rng, 5);
+    DiagConfig cfg; diag_config_default(&cfg);
+    cfg.spike_action = DIAG_SCALE_LR;
+    Diag a, b;
+    diag_init(&a, &cfg, f.pv, f.gv, NT);
+    diag_init(&b, &cfg, f.pv, f.gv, NT);
+    DiagResult r;
+    healthy_steps(&a, &f, &rng, 40, 2.0f);
+    fill_grads(&f, &rng, 50.0f);
+    diag_check_step(&a, 41, 2.0f, &r);
+    char *text = diag_state_text(&a);
+    CHECK(diag_state_restore(&b, text, "x") == 0 && diag_lr_multiplier(&b) == 0.5 &&
+          b.loss_stats.count == a.loss_stats.count && b.grad_stats.next == a.grad_stats.next &&
+          memcmp(b.grad_stats.values, a.grad_stats.values, sizeof(double) * (size_t)a.grad_stats.window) == 0,
+          "state text round trip (multiplier, windows)");
+    fill_grads(&f, &rng, 1.0f);
+    DiagResult ra, rb;
+    diag_check_step(&a, 42, 3.0f, &ra);
+    diag_check_step(&b, 42, 3.0f, &rb);
+    CHECK(ra.loss_z == rb.loss_z && ra.grad_z == rb.grad_z, "the restored detector judges the next step alike");
+    CHECK(diag_state_restore(&b, "v2 1 0", "x") == -1 && strstr(attn_last_error(), "unknown version"),
+          "another version refused: %s", attn_last_error());
+    CHECK(diag_state_restore(&b, "v1 nan 0 100 0 0", "x") == -1 && strstr(attn_last_error(), "malformed"),
+          "a NaN multiplier refused: %s", attn_last_error());
+    CHECK(diag_state_restore(&b, "v1 1 0 50 0 0", "x") == -1, "a window of another size refused");
+    free(text);
+    diag_free(&a);
+    diag_free(&b);
+    fake_free(&f);
+}
+
 static void test_vanishing(void) {
     Fake f; fake_create(&f);
     Rng rng; rng_seed(&rng, 4);
@@ -525,6 +559,7 @@ int main(void) {
     test_nan_stop();
     test_nan_skip();
     test_spikes();
+    test_state_text();
     test_vanishing();
     test_layer_stats();
     test_entropy();
