@@ -112,6 +112,8 @@ static int dir_is_empty(const char *path) {
 // mkdir -p
 static int make_dirs(const char *path) {
     if (path[0] == '\0') return attn_error("train: --out is empty: give a run directory");
+    // The trainer builds file names in 4096-byte buffers: a longer one would be cut.
+    if (strlen(path) > 3800) return attn_error("train: --out is %zu bytes long, at most 3800: give a shorter path", strlen(path));
     char *p = strdup_check(path);
     for (char *s = p + 1; ; s++) {
         if (*s != '/' && *s != '\0') continue;

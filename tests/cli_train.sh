@@ -67,6 +67,9 @@ expect_error "invalid UTF-8 in a config file" "bad3.conf:2: invalid UTF-8 (byte 
 expect_error "inconsistent config" "not a multiple of n_heads" "$ATTN" train --config "$dir/tiny.conf" --n-heads 3 --out "$dir/x"
 expect_error "missing --out" "--out RUN_DIR is required" "$ATTN" train --config "$dir/tiny.conf"
 expect_error "empty --out" "--out is empty" "$ATTN" train --config "$dir/tiny.conf" --out ""
+long_dir=$dir$(printf '/%0200d' 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20)
+expect_error "a run dir path too long for the file names" "--out is [0-9]* bytes long, at most 3800" \
+    "$ATTN" train --config "$dir/tiny.conf" --out "$long_dir" --quiet
 expect_error "a model too large for the machine" "GB (.*parameters.*), more than this machine's" \
     "$ATTN" train --config "$dir/tiny.conf" --d-model 100000 --n-heads 2 --d-ff 1000000 --out "$dir/huge" --quiet
 expect_error "missing config file" "nope.conf: No such file" "$ATTN" train --config "$dir/nope.conf" --out "$dir/x"
