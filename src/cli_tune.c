@@ -90,6 +90,7 @@ static int parse_options(int argc, char **argv, TuneOptions *o, int *help) {
         if (!strcmp(f, "--dry-run")) { o->dry_run = 1; continue; }
         if (!is_value_flag(f)) return attn_error("unknown flag for tune: %s (try attn tune --help)", f);
         if (flag_value(argc, argv, &i, &v)) return -1;
+        if (!*v) return attn_error("%s is empty (try attn tune --help)", f);
         if (!strcmp(f, "--config")) o->config_path = v;
         else if (!strcmp(f, "--space")) o->space_path = v;
         else if (!strcmp(f, "--out")) o->out_dir = v;

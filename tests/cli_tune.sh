@@ -124,6 +124,8 @@ check "unknown method" "$?:$(cat "$dir/e5")" "1:attn: unknown search method 'bay
 "$ATTN" tune --config "$dir/base.conf" --bogus --space "$dir/space" 2> "$dir/e7"
 check "an unknown flag is named as unknown, not as missing its value" "$?:$(cat "$dir/e7")" \
     "1:attn: unknown flag for tune: --bogus (try attn tune --help)"
+"$ATTN" tune --config "$dir/base.conf" --space "$dir/space" --out "" --steps 10 2> "$dir/e8"
+check "an empty --out is refused" "$?:$(cat "$dir/e8")" "1:attn: --out is empty (try attn tune --help)"
 printf 'copy_max_len choice 1\n' > "$dir/bad6"
 "$ATTN" tune --config "$dir/base.conf" --space "$dir/bad6" --out "$dir/y" --method random --trials 2 --steps 10 --mode max > "$dir/y.out" 2>&1
 check "trials that all fail: non-zero exit, reasons in the table" "$?:$(grep -c 'failed' "$dir/y/results.csv")" "1:2"
