@@ -101,7 +101,7 @@ int cmd_average(int argc, char **argv) {
         else if (argv[i][0] == '-' && argv[i][1] == '-') rc = attn_error("average: unknown flag '%s' (attn average --help)", argv[i]);
         else paths[n++] = argv[i];
     }
-    if (rc == 0 && !out) rc = attn_error("average: --out FILE is required (attn average --help)");
+    if (rc == 0 && (!out || !*out)) rc = attn_error("average: --out FILE is required (attn average --help)");
     if (rc == 0 && run && n > 0) rc = attn_error("average: give checkpoint files or --run, not both");
     if (rc == 0 && run) {
         free(paths);

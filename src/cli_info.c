@@ -213,7 +213,7 @@ int cmd_info(int argc, char **argv) {
         return attn_error("info: unknown flag '%s' (attn info --help)", argv[i]);
     }
     if (!model) return attn_error("info: --model M is required (attn info --help)");
-    if (pairs && !out) return attn_error("info: --dump-logits needs --out FILE");
+    if (pairs && (!out || !*out)) return attn_error("info: --dump-logits needs --out FILE");
     if (pairs && (same_file(out, model) || same_file(out, pairs)))
         return attn_error("info: --out %s is one of the inputs; give another path", out);
     if (pairs) return dump_logits(model, pairs, out);

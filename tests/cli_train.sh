@@ -100,6 +100,7 @@ if "$ATTN" train --config "$dir/tiny.conf" --out "$dir/run" 2> "$dir/log"; then
     expect_error "average onto one of its checkpoints" "is one of the checkpoints" \
         "$ATTN" average --out "$step_file" "$dir/run/best.safetensors" "$step_file"
     cmp -s "$step_file" "$dir/step.before" && pass "the checkpoint named as --out is untouched" || fail "average replaced its input"
+    expect_error "average with an empty --out" "--out FILE is required" "$ATTN" average --out "" "$step_file"
     printf 'abc\tabc\n' > "$dir/pairs.tsv"
     cp "$dir/run/best.safetensors" "$dir/best.before"
     expect_error "info --dump-logits onto its model" "is one of the inputs" \
