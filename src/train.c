@@ -1060,6 +1060,13 @@ static int loop(Trainer *t) {
         say(t, "run the same command again to resume");
         return 0;
     }
+    // max_minutes can run out between after_step's look at the budget and
+    // the loop's: that step is finished here, in the same order.
+    if (t->last_save_step != t->state.step) {
+        log_interval(t, 0);
+        if (t->last_valid_step != t->state.step && run_validation(t, &stop) != 0) return -1;
+        if (save_checkpoint(t) != 0) return -1;
+    }
     say(t, "done at step %ld (epoch %.2f, %.1f s): best %s %.4f at step %ld in %s/best.safetensors", t->state.step,
         epoch_progress(t), elapsed(t), c->best_metric, t->state.best_metric, t->state.best_step, t->run_dir);
     return c->overfit_batch ? overfit_verdict(t) : 0;
