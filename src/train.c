@@ -23,6 +23,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 // ----------------------------------------------------------------------------
@@ -776,6 +777,18 @@ static int save_checkpoint(Trainer *t) {
     return 0;
 }
 
+// Cuts metrics.jsonl back to its length at the checkpoint, dropping the
+// records of steps that will be trained again. Only ever shortens it: a file
+// already shorter (edited, or lost) would be padded with NUL bytes.
+static int drop_records_after_checkpoint(Trainer *t) {
+    char path[4096];
+    path_in(t, "metrics.jsonl", path, sizeof path);
+    struct stat st;
+    if (stat(path, &st) == 0 && st.st_size > t->state.metrics_bytes && truncate(path, t->state.metrics_bytes) != 0)
+        return attn_error("%s: cannot truncate to the checkpoint's length: %s", path, strerror(errno));
+    return 0;
+}
+
 // Restores weights, optimizer, RNG and cursor from the newest consistent pair.
 static int resume(Trainer *t, const char *model_path, const char *state_path) {
     if (checkpoint_load_weights(model_path, &t->model, NULL) != 0) return -1;
@@ -786,10 +799,7 @@ static int resume(Trainer *t, const char *model_path, const char *state_path) {
     if (rc != 0) return -1;
     if (t->cfg.bpe_dropout > 0 ? encode_train_epoch(t, t->state.cursor) != 0
                                : batcher_seek(&t->train_batches, t->state.cursor) != 0) return fail(state_path);
-    char path[4096];
-    path_in(t, "metrics.jsonl", path, sizeof path);
-    if (truncate(path, t->state.metrics_bytes) != 0 && errno != ENOENT)
-        return attn_error("%s: cannot truncate to the checkpoint's length: %s", path, strerror(errno));
+    if (drop_records_after_checkpoint(t) != 0) return -1;
     say(t, "resuming from %s at step %ld (epoch %d, batch %d)", model_path, t->state.step, t->state.cursor.epoch,
         t->state.cursor.position);
     return 0;

@@ -174,6 +174,10 @@ out=$("$ATTN" train --out "$dir/full" 2>&1) && echo "$out" | grep -q "budget is 
     pass "a finished run says its budget is reached" || fail "finished run: $out"
 cmp -s "$dir/full.metrics" "$dir/full/metrics.jsonl" && tail -n 1 "$dir/full.metrics" | grep -q '"type":"valid","step":150,' &&
     pass "resuming a finished run keeps its final validation record" || fail "resuming a finished run lost metrics records"
+cp -r "$dir/full" "$dir/emptied"
+: > "$dir/emptied/metrics.jsonl"
+"$ATTN" train --out "$dir/emptied" --max-steps 160 --quiet && [ "$(tr -d '\000' < "$dir/emptied/metrics.jsonl" | wc -c)" = "$(wc -c < "$dir/emptied/metrics.jsonl")" ] &&
+    pass "a metrics.jsonl shorter than at the checkpoint is not padded with NUL bytes on resume" || fail "metrics.jsonl padded with NUL bytes"
 "$ATTN" train --out "$dir/full" --max-steps 160 --quiet &&
     step=$("$ATTN" info --model "$dir/full/last.safetensors" | sed -n 's/.*, step \([0-9]*\)$/\1/p') &&
     [ "$step" = 160 ] && pass "--max-steps 160 extends a finished run to step 160" || fail "extending the run (step '$step')"
