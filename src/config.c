@@ -377,19 +377,21 @@ int config_parse(TrainConfig *cfg, const char *text, const char *origin) {
     return rc;
 }
 
+int config_check_text(const char *path, const char *text, size_t len) {
+    if (memchr(text, '\0', len)) return attn_error("%s: not a text file (NUL byte)", path);
+    long bad = utf8_first_invalid(text, len);
+    if (bad < 0) return 0;
+    int line = 1;
+    for (long i = 0; i < bad; i++) line += text[i] == '\n';
+    return attn_error("%s:%d: invalid UTF-8 (byte 0x%02X); convert the file to UTF-8", path, line,
+                      (unsigned char)text[bad]);
+}
+
 int config_load(TrainConfig *cfg, const char *path) {
     char *text;
     size_t len;
     if (read_file(path, &text, &len) != 0) return -1;
-    if (memchr(text, '\0', len)) { free(text); return attn_error("%s: not a text file (NUL byte)", path); }
-    long bad = utf8_first_invalid(text, len);
-    if (bad >= 0) {  // named here, before a value echoes the broken bytes into the message
-        int line = 1;
-        for (long i = 0; i < bad; i++) line += text[i] == '\n';
-        int byte = (unsigned char)text[bad];
-        free(text);
-        return attn_error("%s:%d: invalid UTF-8 (byte 0x%02X); convert the file to UTF-8", path, line, byte);
-    }
+    if (config_check_text(path, text, len) != 0) { free(text); return -1; }
     int rc = config_parse(cfg, text, path);
     free(text);
     return rc;

@@ -93,6 +93,9 @@ void config_default(TrainConfig *cfg);
 int config_set(TrainConfig *cfg, const char *key, const char *value);
 // Reads a config file on top of cfg (errors "FILE:LINE: ...").
 int config_load(TrainConfig *cfg, const char *path);
+// Refuses a "key value" text that is not text: a NUL byte, or invalid UTF-8
+// (named by line, before a parse error could echo the broken bytes).
+int config_check_text(const char *path, const char *text, size_t len);
 // Parses config text on top of cfg (`origin` names it in errors).
 int config_parse(TrainConfig *cfg, const char *text, const char *origin);
 // Cross-key checks (budget set, metric known, model consistent, ...).

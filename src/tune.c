@@ -1,5 +1,6 @@
 // Hyperparameter search: space, samplers, scheduler, state, tables (tune.h).
 #include "tune.h"
+#include "config.h"
 #include "json.h"
 #include <ctype.h>
 #include <errno.h>
@@ -116,6 +117,7 @@ int space_load(SearchSpace *s, const char *path) {
     char *text;
     size_t len;
     if (read_file(path, &text, &len)) return -1;
+    if (config_check_text(path, text, len) != 0) { free(text); return -1; }
     int rc = space_parse(s, text, path);
     free(text);
     return rc;

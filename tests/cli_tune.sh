@@ -124,6 +124,10 @@ check "unknown method" "$?:$(cat "$dir/e5")" "1:attn: unknown search method 'bay
 "$ATTN" tune --config "$dir/base.conf" --bogus --space "$dir/space" 2> "$dir/e7"
 check "an unknown flag is named as unknown, not as missing its value" "$?:$(cat "$dir/e7")" \
     "1:attn: unknown flag for tune: --bogus (try attn tune --help)"
+printf 'lr choice 0.1\n\377\n' > "$dir/bad9"
+"$ATTN" tune --config "$dir/base.conf" --space "$dir/bad9" --out "$dir/x" --steps 10 2> "$dir/e9"
+check "a space file with invalid UTF-8 is refused by line" "$?:$(cat "$dir/e9")" \
+    "1:attn: $dir/bad9:2: invalid UTF-8 (byte 0xFF); convert the file to UTF-8"
 "$ATTN" tune --config "$dir/base.conf" --space "$dir/space" --out "" --steps 10 2> "$dir/e8"
 check "an empty --out is refused" "$?:$(cat "$dir/e8")" "1:attn: --out is empty (try attn tune --help)"
 printf 'copy_max_len choice 1\n' > "$dir/bad6"
