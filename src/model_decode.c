@@ -2,10 +2,12 @@
 // and reorder. See model.h for the semantics and docs/model.md.
 #include <stdlib.h>
 #include <string.h>
+#include <omp.h>
 #include "common.h"
 #include "kernels.h"
 #include "model.h"
 #include "model_internal.h"
+#include "threads.h"
 
 int decode_state_create(DecodeState *st, const Model *m, int max_B, int max_S, int max_T) {
     memset(st, 0, sizeof *st);
@@ -31,7 +33,8 @@ int decode_state_create(DecodeState *st, const Model *m, int max_B, int max_S, i
     st->ff = malloc_check((size_t)(B * c->d_ff) * sizeof(float));
     st->mean = malloc_check((size_t)B * sizeof(float));
     st->rstd = malloc_check((size_t)B * sizeof(float));
-    st->probs = malloc_check((size_t)(B * c->n_heads * Tm) * sizeof(float));
+    // two halves: the cross-attention (read by decode.c), then the self-attention
+    st->probs = malloc_check((size_t)(2 * B * c->n_heads * Tm) * sizeof(float));
     st->reorder_tmp = malloc_check((size_t)(B * reorder) * sizeof(float));
     st->reorder_pad = malloc_check((size_t)(B * max_S));
     return 0;
@@ -75,16 +78,15 @@ static void pack_decoder_weights(const Model *m, DecodeState *st) {
     gemm_pack_b(&st->packed[st->n_packed - 1], 1, C, c->tgt_vocab, m->params.gen_w, C);
 }
 
-// out (B, OC) = inp (B, IC) @ weight^T + bias through the packed weight
-// `which` of layer l (l = -1: the generator) when there is one, else
-// linear_forward.
+// out (n, OC) = inp (n, IC) @ weight^T + bias for n rows of the batch,
+// through the packed weight `which` of layer l (l = -1: the generator) when
+// there is one, else linear_forward.
 static void decode_linear(const DecodeState *st, int l, int which, float *out, const float *inp,
-                          const float *weight, const float *bias, int IC, int OC) {
-    int B = st->B;
-    if (!st->packed) { linear_forward(out, inp, weight, bias, B, IC, OC); return; }
+                          const float *weight, const float *bias, int n, int IC, int OC) {
+    if (!st->packed) { linear_forward(out, inp, weight, bias, n, IC, OC); return; }
     const GemmPackedB *pb = l < 0 ? &st->packed[st->n_packed - 1] : &st->packed[l * DECODE_PACKED_PER_LAYER + which];
-    gemm_prepacked(0, B, 1.0f, inp, IC, pb, 0.0f, out, OC);
-    for (int b = 0; b < B; b++) {
+    gemm_prepacked(0, n, 1.0f, inp, IC, pb, 0.0f, out, OC);
+    for (int b = 0; b < n; b++) {
         float *row = out + (long)b * OC;
         #pragma omp simd
         for (int o = 0; o < OC; o++) row[o] += bias[o];
@@ -104,6 +106,10 @@ int decode_begin(const Model *m, DecodeState *st, const float *memory, const uin
     for (int l = 0; l < c->n_dec_layers; l++) {
         LayerParams w = dec_layer(&m->params, c, l);
         float *kv = st->cross_kv + (long)l * st->max_B * st->max_S * 2 * C;
+        if (S == st->max_S) {  // the rows are contiguous: one product for the whole batch
+            cross_attention_project_memory(kv, memory, &w.cross, B, S, (int)C);
+            continue;
+        }
         for (int b = 0; b < B; b++)
             cross_attention_project_memory(kv + (long)b * st->max_S * 2 * C, memory + (long)b * S * C,
                                            &w.cross, 1, S, (int)C);
@@ -112,76 +118,134 @@ int decode_begin(const Model *m, DecodeState *st, const float *memory, const uin
     return 0;
 }
 
+// The rows [b0, b0 + n) of one step. Every buffer of DecodeState is indexed
+// by row, so disjoint row ranges can run on different threads at once; the
+// self-attention probabilities go to the second half of st->probs, so that
+// the first half ends up holding only the cross-attention (which decode.c
+// reads) whatever the other rows are doing.
+typedef struct {
+    const Model *m;
+    DecodeState *st;
+    int b0, n, pos;
+} DecodeRows;
+
 // Self-attention of position pos over the cache, which gets its k, v first.
-// h (B, C) is the sublayer input; the output lands in st->sub.
-static void decode_self_attention(const Model *m, DecodeState *st, const LayerParams *w, int l, int pos) {
-    const ModelConfig *c = &m->config;
-    int B = st->B, C = c->d_model;
-    long layer_off = (long)l * st->max_B * st->max_T * C;
-    decode_linear(st, l, 0, st->qkv, st->h, w->self.in_w, w->self.in_b, C, 3 * C);
-    for (int b = 0; b < B; b++) {
+// inp (n, C) is the sublayer input; the output lands in st->sub.
+static void rows_self_attention(const DecodeRows *r, const LayerParams *w, int l, const float *inp) {
+    const ModelConfig *c = &r->m->config;
+    DecodeState *st = r->st;
+    int C = c->d_model, NH = c->n_heads, b0 = r->b0, n = r->n, pos = r->pos;
+    long Tm = st->max_T > st->max_S ? st->max_T : st->max_S;
+    long layer_off = (long)l * st->max_B * st->max_T * C + (long)b0 * st->max_T * C;
+    float *qkv = st->qkv + (long)b0 * 3 * C;
+    decode_linear(st, l, 0, qkv, inp, w->self.in_w, w->self.in_b, n, C, 3 * C);
+    for (int b = 0; b < n; b++) {
         long row = layer_off + ((long)b * st->max_T + pos) * C;
-        memcpy(st->self_k + row, st->qkv + (long)b * 3 * C + C, (size_t)C * sizeof(float));
-        memcpy(st->self_v + row, st->qkv + (long)b * 3 * C + 2 * C, (size_t)C * sizeof(float));
+        memcpy(st->self_k + row, qkv + (long)b * 3 * C + C, (size_t)C * sizeof(float));
+        memcpy(st->self_v + row, qkv + (long)b * 3 * C + 2 * C, (size_t)C * sizeof(float));
     }
-    AttnDims d = {B, 1, pos + 1, C, c->n_heads, 3 * C, C, st->max_T, 0};
-    attention_forward(st->att, st->probs, NULL, NULL, st->qkv, st->self_k + layer_off, st->self_v + layer_off,
-                      NULL, &d, 0.0f, NULL);
-    decode_linear(st, l, 1, st->sub, st->att, w->self.out_w, w->self.out_b, C, C);
+    float *probs = st->probs + (long)st->max_B * NH * Tm + (long)b0 * NH * (pos + 1);
+    AttnDims d = {n, 1, pos + 1, C, NH, 3 * C, C, st->max_T, 0};
+    attention_forward(st->att + (long)b0 * C, probs, NULL, NULL, qkv, st->self_k + layer_off,
+                      st->self_v + layer_off, NULL, &d, 0.0f, NULL);
+    decode_linear(st, l, 1, st->sub + (long)b0 * C, st->att + (long)b0 * C, w->self.out_w, w->self.out_b, n, C, C);
 }
 
-static void decode_cross_attention(const Model *m, DecodeState *st, const LayerParams *w, int l) {
+static void rows_cross_attention(const DecodeRows *r, const LayerParams *w, int l, const float *inp) {
+    const ModelConfig *c = &r->m->config;
+    DecodeState *st = r->st;
+    int C = c->d_model, NH = c->n_heads, b0 = r->b0, n = r->n, S = st->S;
+    const float *kv = st->cross_kv + (long)l * st->max_B * st->max_S * 2 * C + (long)b0 * st->max_S * 2 * C;
+    float *q = st->qkv + (long)b0 * 3 * C;  // (n, C) rows, ld C, inside this range's qkv rows
+    decode_linear(st, l, 2, q, inp, w->cross.in_w, w->cross.in_b, n, C, C);
+    AttnDims d = {n, 1, S, C, NH, C, 2 * C, st->max_S, 0};
+    attention_forward(st->att + (long)b0 * C, st->probs + (long)b0 * NH * S, NULL, NULL, q, kv, kv + C,
+                      st->mem_pad + (long)b0 * st->max_S, &d, 0.0f, NULL);
+    decode_linear(st, l, 3, st->sub + (long)b0 * C, st->att + (long)b0 * C, w->cross.out_w, w->cross.out_b, n, C, C);
+}
+
+static void rows_ffn(const DecodeRows *r, const LayerParams *w, int l, const float *inp) {
+    const ModelConfig *c = &r->m->config;
+    DecodeState *st = r->st;
+    int C = c->d_model, F = c->d_ff, b0 = r->b0, n = r->n;
+    float *ff = st->ff + (long)b0 * F;
+    decode_linear(st, l, 4, ff, inp, w->ff1_w, w->ff1_b, n, C, F);
+    if (c->activation == ACT_GELU) gelu_forward(ff, ff, (long)n * F);
+    else relu_forward(ff, ff, (long)n * F);
+    decode_linear(st, l, 5, st->sub + (long)b0 * C, ff, w->ff2_w, w->ff2_b, n, F, C);
+}
+
+// One residual sublayer of the rows: pre-LN x += f(norm(x)); post-LN
+// x = norm(x + f(x)) with the residual fused into the LayerNorm. `which`
+// picks the sublayer: 0 self, 1 cross, 2 FFN.
+static void rows_sublayer(const DecodeRows *r, const LayerParams *w, int l, int which,
+                          const float *ln_w, const float *ln_b) {
+    DecodeState *st = r->st;
+    int C = r->m->config.d_model, b0 = r->b0, n = r->n;
+    float *x = st->x + (long)b0 * C, *sub = st->sub + (long)b0 * C;
+    float *mean = st->mean + b0, *rstd = st->rstd + b0;
+    const float *inp = x;
+    if (r->m->config.norm_first) {
+        layernorm_forward(st->h + (long)b0 * C, mean, rstd, x, ln_w, ln_b, n, C);
+        inp = st->h + (long)b0 * C;
+    }
+    if (which == 0) rows_self_attention(r, w, l, inp);
+    else if (which == 1) rows_cross_attention(r, w, l, inp);
+    else rows_ffn(r, w, l, inp);
+    if (r->m->config.norm_first) residual_forward(x, x, sub, (long)n * C);
+    else layernorm_residual_forward(x, mean, rstd, x, sub, ln_w, ln_b, n, C);
+}
+
+static void decode_rows(const DecodeRows *r, const int *tokens) {
+    const Model *m = r->m;
     const ModelConfig *c = &m->config;
-    int B = st->B, C = c->d_model;
-    const float *kv = st->cross_kv + (long)l * st->max_B * st->max_S * 2 * C;
-    decode_linear(st, l, 2, st->qkv, st->h, w->cross.in_w, w->cross.in_b, C, C);
-    AttnDims d = {B, 1, st->S, C, c->n_heads, C, 2 * C, st->max_S, 0};
-    attention_forward(st->att, st->probs, NULL, NULL, st->qkv, kv, kv + C, st->mem_pad, &d, 0.0f, NULL);
-    decode_linear(st, l, 3, st->sub, st->att, w->cross.out_w, w->cross.out_b, C, C);
+    DecodeState *st = r->st;
+    int C = c->d_model, b0 = r->b0, n = r->n;
+    if (n <= 0) return;
+    float *x = st->x + (long)b0 * C, *h = st->h + (long)b0 * C;
+    embedding_forward(x, tokens + b0, m->params.tgt_embed, m->pos_table, n, 1, C, r->pos);
+    for (int l = 0; l < c->n_dec_layers; l++) {
+        LayerParams w = dec_layer(&m->params, c, l);
+        rows_sublayer(r, &w, l, 0, w.ln1_w, w.ln1_b);
+        rows_sublayer(r, &w, l, 1, w.ln2_w, w.ln2_b);
+        rows_sublayer(r, &w, l, 2, w.ln3_w, w.ln3_b);
+    }
+    layernorm_forward(h, st->mean + b0, st->rstd + b0, x, m->params.dec_norm_w, m->params.dec_norm_b, n, C);
+    decode_linear(st, -1, 0, st->logits + (long)b0 * c->tgt_vocab, h, m->params.gen_w, m->params.gen_b, n, C,
+                  c->tgt_vocab);
 }
 
-static void decode_ffn(const Model *m, DecodeState *st, const LayerParams *w, int l) {
-    const ModelConfig *c = &m->config;
-    int B = st->B, C = c->d_model, F = c->d_ff;
-    decode_linear(st, l, 4, st->ff, st->h, w->ff1_w, w->ff1_b, C, F);
-    if (c->activation == ACT_GELU) gelu_forward(st->ff, st->ff, (long)B * F);
-    else relu_forward(st->ff, st->ff, (long)B * F);
-    decode_linear(st, l, 5, st->sub, st->ff, w->ff2_w, w->ff2_b, F, C);
-}
-
-// One residual sublayer at one position: pre-LN x += f(norm(x)); post-LN
-// x = norm(x + f(x)). `which` picks the sublayer: 0 self, 1 cross, 2 FFN.
-static void decode_sublayer(const Model *m, DecodeState *st, const LayerParams *w, int l, int pos,
-                            int which, const float *ln_w, const float *ln_b) {
-    int B = st->B, C = m->config.d_model;
-    long n = (long)B * C;
-    if (m->config.norm_first) layernorm_forward(st->h, st->mean, st->rstd, st->x, ln_w, ln_b, B, C);
-    else memcpy(st->h, st->x, (size_t)n * sizeof(float));
-    if (which == 0) decode_self_attention(m, st, w, l, pos);
-    else if (which == 1) decode_cross_attention(m, st, w, l);
-    else decode_ffn(m, st, w, l);
-    residual_forward(st->x, st->x, st->sub, n);
-    if (!m->config.norm_first) layernorm_forward(st->x, st->mean, st->rstd, st->x, ln_w, ln_b, B, C);
-}
+// Rows per thread below which a step keeps the batch whole and lets each
+// kernel split its own work: a product of a few rows is too thin to share.
+enum { DECODE_MIN_ROWS_PER_THREAD = 8 };
 
 int decode_step(const Model *m, DecodeState *st, const int *tokens, int pos) {
     const ModelConfig *c = &m->config;
-    int B = st->B, C = c->d_model;
+    int B = st->B;
     if (B < 1) return attn_error("decode: decode_begin was not called");
     if (pos < 0 || pos >= st->max_T)
         return attn_error("decode: position %d outside the capacity of %d positions", pos, st->max_T);
     for (int b = 0; b < B; b++)
         if (tokens[b] < 0 || tokens[b] >= c->tgt_vocab)
             return attn_error("decode: token id %d outside the vocabulary (%d)", tokens[b], c->tgt_vocab);
-    embedding_forward(st->x, tokens, m->params.tgt_embed, m->pos_table, B, 1, C, pos);
-    for (int l = 0; l < c->n_dec_layers; l++) {
-        LayerParams w = dec_layer(&m->params, c, l);
-        decode_sublayer(m, st, &w, l, pos, 0, w.ln1_w, w.ln1_b);
-        decode_sublayer(m, st, &w, l, pos, 1, w.ln2_w, w.ln2_b);
-        decode_sublayer(m, st, &w, l, pos, 2, w.ln3_w, w.ln3_b);
+    // The hypotheses are independent: with enough rows each thread runs the
+    // whole decoder stack on its own share of them, so a step is one
+    // parallel region instead of one per kernel (each region's fork and
+    // join cost as much as the small products in it).
+    int nt = threads_get();
+    if (nt > B / DECODE_MIN_ROWS_PER_THREAD) nt = B / DECODE_MIN_ROWS_PER_THREAD;
+    if (nt <= 1 || omp_in_parallel()) {
+        DecodeRows r = {m, st, 0, B, pos};
+        decode_rows(&r, tokens);
+        return 0;
     }
-    layernorm_forward(st->h, st->mean, st->rstd, st->x, m->params.dec_norm_w, m->params.dec_norm_b, B, C);
-    decode_linear(st, -1, 0, st->logits, st->h, m->params.gen_w, m->params.gen_b, C, c->tgt_vocab);
+    #pragma omp parallel num_threads(nt)
+    {
+        int tid = omp_get_thread_num(), team = omp_get_num_threads();
+        int b0 = (int)((long)B * tid / team), b1 = (int)((long)B * (tid + 1) / team);
+        DecodeRows r = {m, st, b0, b1 - b0, pos};
+        decode_rows(&r, tokens);
+    }
     return 0;
 }
 

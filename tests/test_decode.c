@@ -6,6 +6,7 @@
 #include "decode.h"
 #include "checkpoint.h"
 #include "common.h"
+#include "threads.h"
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -102,6 +103,61 @@ static void test_cached_equals_full(int norm_first) {
     CHECK(worst < 1e-5, "cached decoding logits equal the full forward (%s), max abs diff %.2e",
           norm_first ? "pre-LN" : "post-LN", worst);
     decode_state_free(&st);
+    free(full); free(b.src); free(b.tgt_in);
+    model_free(&m);
+}
+
+// A batch large enough that decode_step splits the rows over two threads
+// (each running the whole decoder stack on its share): the logits and the
+// cross-attention must be bit-identical to one thread's, and equal the full
+// forward. Rows 0..B/2 and B/2..B cross the split with different sources.
+static void test_row_split(int norm_first) {
+    enum { RB = 40, RS = 9, RT = 10 };
+    Model m;
+    make_model(&m, norm_first, RB, 23);
+    Batch b = {.B = RB, .S = RS, .T = RT};
+    b.src = malloc(sizeof(int) * RB * RS);
+    b.tgt_in = malloc(sizeof(int) * RB * RT);
+    Rng rng;
+    rng_seed(&rng, 7);
+    for (int i = 0; i < RB; i++) {
+        int slen = 1 + (int)rng_below(&rng, RS);
+        for (int j = 0; j < RS; j++)
+            b.src[i * RS + j] = j < slen - 1 ? 4 + (int)rng_below(&rng, V - 4) : j == slen - 1 ? EOS_ID : PAD_ID;
+        for (int j = 0; j < RT; j++) b.tgt_in[i * RT + j] = j == 0 ? BOS_ID : 4 + (int)rng_below(&rng, V - 4);
+    }
+    model_forward(&m, &b, 0.0f, 0, NULL);
+    float *full = malloc(sizeof(float) * RB * RT * V);
+    memcpy(full, m.logits, sizeof(float) * RB * RT * V);
+    model_encode(&m, b.src, RB, RS);
+    int saved_threads = threads_get();
+    DecodeState st[2];
+    for (int k = 0; k < 2; k++) {
+        decode_state_create(&st[k], &m, RB, RS, RT);
+        decode_begin(&m, &st[k], m.acts->memory, m.acts->src_pad, RB, RS);
+    }
+    double worst = 0;
+    int same = 1, tok[RB];
+    for (int t = 0; t < RT; t++) {
+        for (int i = 0; i < RB; i++) tok[i] = b.tgt_in[i * RT + t];
+        threads_set(1);
+        decode_step(&m, &st[0], tok, t);
+        threads_set(2);
+        decode_step(&m, &st[1], tok, t);
+        same &= !memcmp(st[0].logits, st[1].logits, sizeof(float) * RB * V);
+        same &= !memcmp(st[0].probs, st[1].probs, sizeof(float) * RB * m.config.n_heads * RS);
+        for (int i = 0; i < RB; i++) {
+            double mx;
+            rel_diff(st[1].logits + i * V, full + ((long)i * RT + t) * V, V, &mx);
+            if (mx > worst) worst = mx;
+        }
+    }
+    threads_set(saved_threads);
+    CHECK(same, "decoding %d rows on 2 threads equals 1 thread bit for bit (%s)", RB,
+          norm_first ? "pre-LN" : "post-LN");
+    CHECK(worst < 1e-5, "row-split cached logits equal the full forward (%s), max abs diff %.2e",
+          norm_first ? "pre-LN" : "post-LN", worst);
+    for (int k = 0; k < 2; k++) decode_state_free(&st[k]);
     free(full); free(b.src); free(b.tgt_in);
     model_free(&m);
 }
@@ -453,6 +509,8 @@ static void test_model_file(void) {
 int main(void) {
     test_cached_equals_full(0);
     test_cached_equals_full(1);
+    test_row_split(0);
+    test_row_split(1);
     test_greedy_and_beam();
     test_sampling();
     test_limits_and_attention();
