@@ -379,6 +379,10 @@ static void reorder_rows(Translator *tr, const int *from, int old_B, int new_B, 
             if (mem_changed[i])
                 memcpy(st->mem_pad + (long)i * st->max_S, st->reorder_pad + (long)i * st->max_S, (size_t)st->S);
     }
+    // keep decode_reorder's memory classes true for the moved rows
+    int *new_class = st->mem_class + st->max_B;
+    for (int i = 0; i < new_B; i++) new_class[i] = st->mem_class[from[i]];
+    memcpy(st->mem_class, new_class, (size_t)new_B * sizeof(int));
     st->B = new_B;
 }
 

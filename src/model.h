@@ -278,7 +278,10 @@ typedef struct {
     float *probs;            // (max_B, NH, max(max_T, max_S)); after decode_step it holds
                              // the last decoder layer's cross-attention, (B, NH, S)
     float *reorder_tmp;      // (max_B, max(max_T * C, max_S * 2C)) for decode_reorder
-    uint8_t *reorder_pad;    // (max_B, max_S)
+    uint8_t *reorder_pad;    // (max_B, max_S), then decode_reorder's masks (2 max_B)
+    int *mem_class;          // (2 max_B) rows of one class have the same memory (so the
+                             // same projected memory and padding): decode_reorder
+                             // copies memory rows only across classes; second half scratch
     // The decoder's weights packed for gemm_prepacked by decode_begin (a step
     // multiplies only B rows through each, so repacking the weights at every
     // step cost as much as the product): per layer DECODE_PACKED_PER_LAYER

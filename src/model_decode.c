@@ -36,7 +36,9 @@ int decode_state_create(DecodeState *st, const Model *m, int max_B, int max_S, i
     // two halves: the cross-attention (read by decode.c), then the self-attention
     st->probs = malloc_check((size_t)(2 * B * c->n_heads * Tm) * sizeof(float));
     st->reorder_tmp = malloc_check((size_t)(B * reorder) * sizeof(float));
-    st->reorder_pad = malloc_check((size_t)(B * max_S));
+    // the gathered padding, then decode_reorder's two change masks (B each)
+    st->reorder_pad = malloc_check((size_t)(B * (max_S + 2)));
+    st->mem_class = malloc_check((size_t)(2 * B) * sizeof(int));
     return 0;
 }
 
@@ -52,6 +54,7 @@ void decode_state_free(DecodeState *st) {
     free(st->self_k); free(st->self_v); free(st->cross_kv); free(st->mem_pad); free(st->logits);
     free(st->x); free(st->h); free(st->qkv); free(st->att); free(st->sub); free(st->ff);
     free(st->mean); free(st->rstd); free(st->probs); free(st->reorder_tmp); free(st->reorder_pad);
+    free(st->mem_class);
     memset(st, 0, sizeof *st);
 }
 
@@ -103,6 +106,14 @@ int decode_begin(const Model *m, DecodeState *st, const float *memory, const uin
     st->S = S;
     for (int b = 0; b < B; b++)
         memcpy(st->mem_pad + (long)b * st->max_S, mem_pad + (long)b * S, (size_t)S);
+    // A row whose memory and padding repeat the row above (a beam's copies
+    // of one sentence) joins its class; decode_reorder then moves no memory
+    // between them.
+    for (int b = 0; b < B; b++) {
+        int same = b > 0 && !memcmp(mem_pad + (long)b * S, mem_pad + (long)(b - 1) * S, (size_t)S) &&
+                   !memcmp(memory + (long)b * S * C, memory + (long)(b - 1) * S * C, sizeof(float) * S * C);
+        st->mem_class[b] = same ? st->mem_class[b - 1] : b;
+    }
     for (int l = 0; l < c->n_dec_layers; l++) {
         LayerParams w = dec_layer(&m->params, c, l);
         float *kv = st->cross_kv + (long)l * st->max_B * st->max_S * 2 * C;
@@ -249,28 +260,52 @@ int decode_step(const Model *m, DecodeState *st, const int *tokens, int pos) {
     return 0;
 }
 
-// Gathers rows: for each i < B, block i of `data` (rows of `row_floats`,
-// blocks `stride` floats apart) becomes old block from[i].
-static void gather_blocks(float *data, float *tmp, const int *from, int B, long stride, long row_floats) {
+// Gathers rows where changed[i]: block i of `data` (row_floats, blocks
+// `stride` floats apart) becomes old block from[i]. Through tmp, since a
+// block may be read after its own row was written; rows copy in parallel
+// (the copies are memory bound, and two cores move more than one).
+static void gather_changed(float *data, float *tmp, const int *from, const uint8_t *changed, int B,
+                           long stride, long row_floats) {
+    #pragma omp parallel for schedule(static) if ((long)B * row_floats >= (1L << 16))
     for (int i = 0; i < B; i++)
-        memcpy(tmp + i * row_floats, data + from[i] * stride, (size_t)row_floats * sizeof(float));
+        if (changed[i]) memcpy(tmp + i * row_floats, data + from[i] * stride, (size_t)row_floats * sizeof(float));
+    #pragma omp parallel for schedule(static) if ((long)B * row_floats >= (1L << 16))
     for (int i = 0; i < B; i++)
-        memcpy(data + i * stride, tmp + i * row_floats, (size_t)row_floats * sizeof(float));
+        if (changed[i]) memcpy(data + i * stride, tmp + i * row_floats, (size_t)row_floats * sizeof(float));
 }
 
+// Self-attention keys/values move only for rows with from[i] != i, the
+// projected memory and its padding only where from[i] is of another memory
+// class (never within a beam of one sentence).
 void decode_reorder(DecodeState *st, const Model *m, const int *from, int n_pos) {
     const ModelConfig *c = &m->config;
     long C = c->d_model;
-    int B = st->B;
-    for (int l = 0; l < c->n_dec_layers; l++) {
-        long self_off = (long)l * st->max_B * st->max_T * C;
-        gather_blocks(st->self_k + self_off, st->reorder_tmp, from, B, st->max_T * C, n_pos * C);
-        gather_blocks(st->self_v + self_off, st->reorder_tmp, from, B, st->max_T * C, n_pos * C);
-        long cross_off = (long)l * st->max_B * st->max_S * 2 * C;
-        gather_blocks(st->cross_kv + cross_off, st->reorder_tmp, from, B, st->max_S * 2 * C, st->S * 2 * C);
+    int B = st->B, any_self = 0, any_mem = 0;
+    uint8_t *self_changed = st->reorder_pad + (long)st->max_B * st->max_S, *mem_changed = self_changed + B;
+    int *new_class = st->mem_class + st->max_B;
+    for (int i = 0; i < B; i++) {
+        self_changed[i] = from[i] != i;
+        mem_changed[i] = st->mem_class[from[i]] != st->mem_class[i];
+        new_class[i] = st->mem_class[from[i]];
+        any_self |= self_changed[i];
+        any_mem |= mem_changed[i];
     }
-    for (int i = 0; i < B; i++)
-        memcpy(st->reorder_pad + (long)i * st->max_S, st->mem_pad + (long)from[i] * st->max_S, (size_t)st->S);
-    for (int i = 0; i < B; i++)
-        memcpy(st->mem_pad + (long)i * st->max_S, st->reorder_pad + (long)i * st->max_S, (size_t)st->S);
+    for (int l = 0; l < c->n_dec_layers && any_self; l++) {
+        long self_off = (long)l * st->max_B * st->max_T * C;
+        gather_changed(st->self_k + self_off, st->reorder_tmp, from, self_changed, B, st->max_T * C, n_pos * C);
+        gather_changed(st->self_v + self_off, st->reorder_tmp, from, self_changed, B, st->max_T * C, n_pos * C);
+    }
+    for (int l = 0; l < c->n_dec_layers && any_mem; l++) {
+        long cross_off = (long)l * st->max_B * st->max_S * 2 * C;
+        gather_changed(st->cross_kv + cross_off, st->reorder_tmp, from, mem_changed, B, st->max_S * 2 * C,
+                       st->S * 2 * C);
+    }
+    if (any_mem) {
+        for (int i = 0; i < B; i++)
+            memcpy(st->reorder_pad + (long)i * st->max_S, st->mem_pad + (long)from[i] * st->max_S, (size_t)st->S);
+        for (int i = 0; i < B; i++)
+            if (mem_changed[i])
+                memcpy(st->mem_pad + (long)i * st->max_S, st->reorder_pad + (long)i * st->max_S, (size_t)st->S);
+    }
+    memcpy(st->mem_class, new_class, (size_t)B * sizeof(int));
 }

@@ -7,6 +7,7 @@
 #include "checkpoint.h"
 #include "common.h"
 #include "threads.h"
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -159,6 +160,56 @@ static void test_row_split(int norm_first) {
           norm_first ? "pre-LN" : "post-LN", worst);
     for (int k = 0; k < 2; k++) decode_state_free(&st[k]);
     free(full); free(b.src); free(b.tgt_in);
+    model_free(&m);
+}
+
+// decode_reorder on a beam-like state (rows 0-3 share sentence A's memory,
+// rows 4-7 sentence B's), with moves inside a sentence (no memory copied)
+// and across (memory copied): the next step must equal a fresh state fed
+// each row's new history over its new memory.
+static void test_reorder_classes(void) {
+    enum { RB = 8, RS = 6, STEPS = 3 };
+    Model m;
+    make_model(&m, 0, RB, 31);
+    int src[2 * RS];
+    Rng rng;
+    rng_seed(&rng, 9);
+    for (int j = 0; j < 2 * RS; j++) src[j] = j % RS == RS - 1 ? EOS_ID : 4 + (int)rng_below(&rng, V - 4);
+    model_encode(&m, src, 2, RS);
+    long C = m.config.d_model;
+    float *mem = malloc(sizeof(float) * RB * RS * C), *mem2 = malloc(sizeof(float) * RB * RS * C);
+    uint8_t pad[RB * RS] = {0};
+    for (int i = 0; i < RB; i++) memcpy(mem + i * RS * C, m.acts->memory + (i / 4) * RS * C, sizeof(float) * RS * C);
+    int hist[RB][STEPS + 1], from[RB] = {1, 1, 0, 2, 6, 2, 4, 7}, tok[RB];
+    for (int i = 0; i < RB; i++)
+        for (int t = 0; t <= STEPS; t++) hist[i][t] = t == 0 ? BOS_ID : 4 + (int)rng_below(&rng, V - 4);
+    DecodeState st, ref;
+    decode_state_create(&st, &m, RB, RS, STEPS + 1);
+    decode_state_create(&ref, &m, RB, RS, STEPS + 1);
+    decode_begin(&m, &st, mem, pad, RB, RS);
+    for (int t = 0; t < STEPS; t++) {
+        for (int i = 0; i < RB; i++) tok[i] = hist[i][t];
+        decode_step(&m, &st, tok, t);
+    }
+    decode_reorder(&st, &m, from, STEPS);
+    for (int i = 0; i < RB; i++) tok[i] = hist[i][STEPS];
+    decode_step(&m, &st, tok, STEPS);
+    // the reference: row i has row from[i]'s memory and first STEPS tokens
+    for (int i = 0; i < RB; i++) memcpy(mem2 + i * RS * C, mem + from[i] * RS * C, sizeof(float) * RS * C);
+    decode_begin(&m, &ref, mem2, pad, RB, RS);
+    for (int t = 0; t <= STEPS; t++) {
+        for (int i = 0; i < RB; i++) tok[i] = t < STEPS ? hist[from[i]][t] : hist[i][t];
+        decode_step(&m, &ref, tok, t);
+    }
+    double worst = 0;
+    for (long j = 0; j < (long)RB * V; j++) {
+        double d = fabs(st.logits[j] - ref.logits[j]);
+        if (d > worst) worst = d;
+    }
+    CHECK(worst < 1e-6, "decode_reorder within and across sentences continues each history (max diff %.2e)", worst);
+    decode_state_free(&st);
+    decode_state_free(&ref);
+    free(mem); free(mem2);
     model_free(&m);
 }
 
@@ -511,6 +562,7 @@ int main(void) {
     test_cached_equals_full(1);
     test_row_split(0);
     test_row_split(1);
+    test_reorder_classes();
     test_greedy_and_beam();
     test_sampling();
     test_limits_and_attention();
