@@ -111,6 +111,9 @@ static int parse_options(int argc, char **argv, TuneOptions *o, int *help) {
     }
     if (!o->config_path || !o->space_path || (!o->out_dir && !o->dry_run))
         return attn_error("tune needs --config, --space and --out (try attn tune --help)");
+    // Trial paths are built in 1024-byte buffers: a longer --out would be cut.
+    if (o->out_dir && strlen(o->out_dir) > 900)
+        return attn_error("--out is %zu bytes long, at most 900: give a shorter path", strlen(o->out_dir));
     if (o->settings.max_steps <= 0) return attn_error("tune needs --steps (the full budget of a trial, in updates)");
     if (o->settings.method == METHOD_GRID && !trials_given) o->settings.n_trials = 0;  // the whole grid
     int halving = o->settings.method == METHOD_SHA || o->settings.method == METHOD_ASHA;

@@ -124,6 +124,8 @@ check "unknown method" "$?:$(cat "$dir/e5")" "1:attn: unknown search method 'bay
 "$ATTN" tune --config "$dir/base.conf" --bogus --space "$dir/space" 2> "$dir/e7"
 check "an unknown flag is named as unknown, not as missing its value" "$?:$(cat "$dir/e7")" \
     "1:attn: unknown flag for tune: --bogus (try attn tune --help)"
+"$ATTN" tune --config "$dir/base.conf" --space "$dir/space" --out "$dir$(printf '/%0200d' 1 2 3 4 5)" --steps 10 2> "$dir/e10"
+check "an --out too long for the trial paths is refused" "$?:$(grep -c 'bytes long, at most 900' "$dir/e10")" "1:1"
 printf 'lr choice 0.1\n\377\n' > "$dir/bad9"
 "$ATTN" tune --config "$dir/base.conf" --space "$dir/bad9" --out "$dir/x" --steps 10 2> "$dir/e9"
 check "a space file with invalid UTF-8 is refused by line" "$?:$(cat "$dir/e9")" \
