@@ -19,13 +19,9 @@
 // ----------------------------------------------------------------------------
 // Small helpers
 
-// Prefixes the recorded error with the file name. The message is copied
-// first: attn_error formats into the buffer that attn_last_error returns.
-static int error_in(const char *path) {
-    char msg[1024];
-    snprintf(msg, sizeof msg, "%s", attn_last_error());
-    return attn_error("%s: %s", path, msg);
-}
+// Prefixes the recorded error with the file name (attn_error may take
+// attn_last_error() as an argument).
+static int error_in(const char *path) { return attn_error("%s: %s", path, attn_last_error()); }
 
 // FNV-1a over the 32-bit words of the tensor data (word-wise rather than
 // byte-wise: the same protection against corruption, four times faster).
@@ -194,11 +190,7 @@ void checkpoint_info_free(CheckpointInfo *info) {
 static int read_tokenizer(const char *path, const SafeTensors *st, const char *key, int want_vocab, Tokenizer **out) {
     const char *text = st_meta(st, key);
     if (!text) return attn_error("%s: metadata lacks '%s'", path, key);
-    if (tokenizer_from_string(text, out) != 0) {
-        char msg[1024];
-        snprintf(msg, sizeof msg, "%s", attn_last_error());
-        return attn_error("%s: %s: %s", path, key, msg);
-    }
+    if (tokenizer_from_string(text, out) != 0) return attn_error("%s: %s: %s", path, key, attn_last_error());
     if (tokenizer_vocab_size(*out) != want_vocab) {
         int got = tokenizer_vocab_size(*out);
         tokenizer_free(*out);

@@ -82,11 +82,7 @@ static int parse_args(int argc, char **argv, TrainArgs *a) {
 
 static int apply_overrides(TrainConfig *cfg, const TrainArgs *a) {
     for (int i = 0; i < a->n_overrides; i++) {
-        if (config_set(cfg, a->keys[i], a->values[i]) != 0) {
-            char msg[1024];
-            snprintf(msg, sizeof msg, "%s", attn_last_error());
-            return attn_error("--%s: %s", a->keys[i], msg);
-        }
+        if (config_set(cfg, a->keys[i], a->values[i]) != 0) return attn_error("--%s: %s", a->keys[i], attn_last_error());
     }
     return 0;
 }

@@ -164,12 +164,10 @@ static int forbid_budget_key(const char *key, void *ctx) {
 }
 
 // Every key must be a config key, and every choice and range end a value it accepts.
-// attn_error() with the previous message appended (copied first: it is the
-// buffer attn_error writes to).
+// attn_error() with the previous message appended.
 static int wrap_error(const char *prefix1, const char *prefix2) {
-    char why[512];
-    snprintf(why, sizeof why, "%s", attn_last_error());
-    return prefix2 ? attn_error("%s: %s: %s", prefix1, prefix2, why) : attn_error("%s: %s", prefix1, why);
+    return prefix2 ? attn_error("%s: %s: %s", prefix1, prefix2, attn_last_error())
+                   : attn_error("%s: %s", prefix1, attn_last_error());
 }
 
 static int check_space(const SearchSpace *space, const TrainConfig *base, const char *path) {

@@ -305,12 +305,10 @@ int config_set(TrainConfig *cfg, const char *key, const char *value) {
 // ----------------------------------------------------------------------------
 // Parsing text
 
-// Prefixes the recorded error with "origin:line: ". The message is copied
-// first because attn_error formats into the buffer attn_last_error reads.
+// Prefixes the recorded error with "origin:line: " (attn_error may take
+// attn_last_error() as an argument).
 static int error_at(const char *origin, const char *what, int line_no) {
-    char msg[1024];
-    snprintf(msg, sizeof msg, "%s", attn_last_error());
-    return attn_error("%s:%s%d: %s", origin, what, line_no, msg);
+    return attn_error("%s:%s%d: %s", origin, what, line_no, attn_last_error());
 }
 
 // Strips a comment (a '#' at the start or after whitespace, outside quotes)

@@ -119,12 +119,8 @@ static void write_record(Trainer *t, const char *fmt, ...) {
     fputc('\n', t->metrics);
 }
 
-// Prefixes the recorded error (copied first: attn_error reuses its buffer).
-static int fail(const char *what) {
-    char msg[1024];
-    snprintf(msg, sizeof msg, "%s", attn_last_error());
-    return attn_error("%s: %s", what, msg);
-}
+// Prefixes the recorded error with what was being done.
+static int fail(const char *what) { return attn_error("%s: %s", what, attn_last_error()); }
 
 // ----------------------------------------------------------------------------
 // Data
@@ -251,11 +247,7 @@ static int encode_side(const Tokenizer *tok, const char *text, int *ids, int cap
                        const char *what, int line) {
     if (tokenizer_type(tok) != TOKENIZER_BPE) dropout = 0.0f;
     int n = tokenizer_encode(tok, text, ids, cap, dropout, dropout > 0.0f ? rng : NULL);
-    if (n < 0) {
-        char msg[1024];
-        snprintf(msg, sizeof msg, "%s", attn_last_error());
-        return attn_error("encoding the %s of line %d: %s", what, line, msg);
-    }
+    if (n < 0) return attn_error("encoding the %s of line %d: %s", what, line, attn_last_error());
     return n;
 }
 

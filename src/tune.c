@@ -490,10 +490,8 @@ int tune_state_load(Tune *t, const char *path, const char *signature) {
     if (read_file(path, &text, &len)) return -1;
     JsonValue v;
     if (json_parse(text, len, &v)) {
-        char why[256];
-        snprintf(why, sizeof why, "%s", attn_last_error());  // attn_error writes into that buffer
         free(text);
-        return attn_error("%s: %s", path, why);
+        return attn_error("%s: %s", path, attn_last_error());
     }
     free(text);
     char expect[32];
