@@ -39,6 +39,12 @@ int decode_state_create(DecodeState *st, const Model *m, int max_B, int max_S, i
     // the gathered padding, then decode_reorder's two change masks (B each)
     st->reorder_pad = malloc_check((size_t)(B * (max_S + 2)));
     st->mem_class = malloc_check((size_t)(2 * B) * sizeof(int));
+    // Touch the caches now: their first-touch page faults (tens of MB on the
+    // larger configs) would otherwise land in the first decoding steps, and
+    // a translator creates its state once for every batch it decodes.
+    memset(st->self_k, 0, (size_t)(Ld * B * max_T * C) * sizeof(float));
+    memset(st->self_v, 0, (size_t)(Ld * B * max_T * C) * sizeof(float));
+    memset(st->cross_kv, 0, (size_t)(Ld * B * max_S * 2 * C) * sizeof(float));
     return 0;
 }
 
