@@ -125,8 +125,22 @@ static int fail(const char *what) { return attn_error("%s: %s", what, attn_last_
 // ----------------------------------------------------------------------------
 // Data
 
+// Bytes of memory on this machine (0 when unknown), for refusing sizes that
+// could never fit with a message rather than by malloc_check's abort.
+static double physical_memory(void) {
+    double bytes = (double)sysconf(_SC_PHYS_PAGES) * (double)sysconf(_SC_PAGESIZE);
+    return bytes > 0 ? bytes : 0;
+}
+
 static int load_copy_task(Trainer *t) {
     const TrainConfig *c = &t->cfg;
+    // Each pair: two strings of up to copy_max_len bytes, their pointers,
+    // line numbers and allocator overhead (a lower bound).
+    double need = ((double)c->copy_train_size + c->copy_valid_size) * (2.0 * (c->copy_max_len + 1) + 48.0);
+    if (physical_memory() > 0 && need > physical_memory())
+        return attn_error("copy task: %d + %d strings of up to %d symbols need at least %.1f GB, more than this "
+                          "machine's %.1f GB: lower copy_train_size or copy_max_len", c->copy_train_size,
+                          c->copy_valid_size, c->copy_max_len, need / 1e9, physical_memory() / 1e9);
     CopyTaskConfig cc = {
         .reverse = strcmp(c->task, "reverse") == 0, .n_symbols = c->copy_symbols,
         .min_len = c->copy_min_len, .max_len = c->copy_max_len,
@@ -443,8 +457,7 @@ static int check_model_fits(const ModelConfig *mc) {
     double C = mc->d_model, F = mc->d_ff;
     double params = mc->n_enc_layers * (4 * C * C + 2 * C * F) + mc->n_dec_layers * (8 * C * C + 2 * C * F) +
                     ((double)mc->src_vocab + mc->tgt_vocab) * C;
-    double need = 16.0 * params;
-    double have = (double)sysconf(_SC_PHYS_PAGES) * (double)sysconf(_SC_PAGESIZE);
+    double need = 16.0 * params, have = physical_memory();
     if (have > 0 && need > have)
         return attn_error("the model needs at least %.1f GB (%.3g parameters, with gradients and Adam moments), "
                           "more than this machine's %.1f GB: lower d_model, d_ff or the layer counts",

@@ -67,6 +67,8 @@ expect_error "invalid UTF-8 in a config file" "bad3.conf:2: invalid UTF-8 (byte 
 expect_error "inconsistent config" "not a multiple of n_heads" "$ATTN" train --config "$dir/tiny.conf" --n-heads 3 --out "$dir/x"
 expect_error "missing --out" "--out RUN_DIR is required" "$ATTN" train --config "$dir/tiny.conf"
 expect_error "empty --out" "--out is empty" "$ATTN" train --config "$dir/tiny.conf" --out ""
+expect_error "a copy task too large for the machine" "copy task: .* need at least .* GB, more than this machine's" \
+    "$ATTN" train --config "$dir/tiny.conf" --copy-train-size 100000000 --copy-max-len 1000 --max-len 1002 --pos-max-len 1100 --out "$dir/bigcopy" --quiet
 long_dir=$dir$(printf '/%0200d' 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20)
 expect_error "a run dir path too long for the file names" "--out is [0-9]* bytes long, at most 3800" \
     "$ATTN" train --config "$dir/tiny.conf" --out "$long_dir" --quiet
