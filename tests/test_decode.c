@@ -113,9 +113,21 @@ static void test_cached_equals_full(int norm_first) {
 // cross-attention must be bit-identical to one thread's, and equal the full
 // forward. Rows 0..B/2 and B/2..B cross the split with different sources.
 static void test_row_split(int norm_first) {
-    enum { RB = 40, RS = 9, RT = 10 };
+    enum { RB = 40, RS = 9, RT = 10, RV = 100 };  // RV: generator parts of 32-column panels
     Model m;
-    make_model(&m, norm_first, RB, 23);
+    ModelConfig cfg;
+    model_config_default(&cfg);
+    cfg.src_vocab = V;
+    cfg.tgt_vocab = RV;
+    cfg.d_model = 32;
+    cfg.n_heads = 4;
+    cfg.d_ff = 64;
+    cfg.n_enc_layers = cfg.n_dec_layers = 2;
+    cfg.max_len = MAX_LEN;
+    cfg.norm_first = norm_first;
+    cfg.dropout_emb = cfg.dropout_residual = cfg.dropout_attn = cfg.dropout_ffn = 0;
+    if (model_create(&m, &cfg, RB, MAX_LEN, MAX_LEN) != 0) { printf("FAIL model_create: %s\n", attn_last_error()); exit(1); }
+    model_init_weights(&m, 23);
     Batch b = {.B = RB, .S = RS, .T = RT};
     b.src = malloc(sizeof(int) * RB * RS);
     b.tgt_in = malloc(sizeof(int) * RB * RT);
@@ -125,15 +137,16 @@ static void test_row_split(int norm_first) {
         int slen = 1 + (int)rng_below(&rng, RS);
         for (int j = 0; j < RS; j++)
             b.src[i * RS + j] = j < slen - 1 ? 4 + (int)rng_below(&rng, V - 4) : j == slen - 1 ? EOS_ID : PAD_ID;
-        for (int j = 0; j < RT; j++) b.tgt_in[i * RT + j] = j == 0 ? BOS_ID : 4 + (int)rng_below(&rng, V - 4);
+        for (int j = 0; j < RT; j++) b.tgt_in[i * RT + j] = j == 0 ? BOS_ID : 4 + (int)rng_below(&rng, RV - 4);
     }
     model_forward(&m, &b, 0.0f, 0, NULL);
-    float *full = malloc(sizeof(float) * RB * RT * V);
-    memcpy(full, m.logits, sizeof(float) * RB * RT * V);
+    float *full = malloc(sizeof(float) * RB * RT * RV);
+    memcpy(full, m.logits, sizeof(float) * RB * RT * RV);
     model_encode(&m, b.src, RB, RS);
     int saved_threads = threads_get();
     DecodeState st[2];
-    for (int k = 0; k < 2; k++) {
+    for (int k = 0; k < 2; k++) {  // packed generator in 1 part, then in 2 (one per thread)
+        threads_set(k + 1);
         decode_state_create(&st[k], &m, RB, RS, RT);
         decode_begin(&m, &st[k], m.acts->memory, m.acts->src_pad, RB, RS);
     }
@@ -145,11 +158,11 @@ static void test_row_split(int norm_first) {
         decode_step(&m, &st[0], tok, t);
         threads_set(2);
         decode_step(&m, &st[1], tok, t);
-        same &= !memcmp(st[0].logits, st[1].logits, sizeof(float) * RB * V);
+        same &= !memcmp(st[0].logits, st[1].logits, sizeof(float) * RB * RV);
         same &= !memcmp(st[0].probs, st[1].probs, sizeof(float) * RB * m.config.n_heads * RS);
         for (int i = 0; i < RB; i++) {
             double mx;
-            rel_diff(st[1].logits + i * V, full + ((long)i * RT + t) * V, V, &mx);
+            rel_diff(st[1].logits + i * RV, full + ((long)i * RT + t) * RV, RV, &mx);
             if (mx > worst) worst = mx;
         }
     }
