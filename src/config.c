@@ -90,6 +90,8 @@ static const ConfigKey train_keys[] = {
     {"decode_max_sentences", K_INT, TC(decode_max_sentences), 0, 1e9, NULL, NULL, 1, "decode at most this many validation sources (0 = all)"},
     {"target_metric", K_DOUBLE, TC(target_metric), 0, 1e9, NULL, NULL, 1, "stop once best_metric reaches this value (0 = off)"},
     {"threads", K_INT, TC(threads), 0, 1024, NULL, NULL, 1, "threads (0 = all cores); results are exact for a given count"},
+    {"matmul", K_CHOICE, TC(matmul), 0, 0, "fp32|bf16", NULL, 0,
+     "matrix products in float32, or bf16 inputs with float32 sums (AVX512-BF16; weights stay float32)"},
     {"nan_action", K_CHOICE, TC(nan_action), 0, 0, "stop|skip", "diagnostics (docs/debugging.md)", 1, "a NaN/Inf loss or gradient: stop, or skip the update"},
     {"spike_action", K_CHOICE, TC(spike_action), 0, 0, "off|warn|skip|scale_lr", NULL, 1, "loss spike / gradient explosion: warn, skip the update, or halve the rate"},
     {"spike_zscore", K_DOUBLE, TC(spike_zscore), 1, 1e9, NULL, NULL, 1, "a spike: this many std above the last 100 steps"},
@@ -130,6 +132,7 @@ enum { MODEL_KEYS_FROM_TOKENIZERS = 2 };
 void config_default(TrainConfig *cfg) {
     memset(cfg, 0, sizeof *cfg);
     strcpy(cfg->task, "copy");
+    strcpy(cfg->matmul, "fp32");
     cfg->valid_size = 0.05;
     cfg->clean_max_tokens = 250;
     cfg->clean_max_ratio = 9.0;

@@ -77,6 +77,7 @@ typedef struct {
     double target_metric;                // stop when best_metric reaches this (0 = off)
     uint64_t seed;
     int threads;                         // 0 = all cores
+    char matmul[CONFIG_NAME_MAX];        // fp32 | bf16 (inputs rounded to bfloat16, float32 sums and weights)
     // diagnostics (src/diagnostics.h, docs/debugging.md)
     char nan_action[CONFIG_NAME_MAX];    // stop | skip: a NaN/Inf loss or gradient
     char spike_action[CONFIG_NAME_MAX];  // off | warn | skip | scale_lr: loss spike, gradient explosion

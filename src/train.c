@@ -10,6 +10,7 @@
 #include "data.h"
 #include "decode.h"
 #include "diagnostics.h"
+#include "gemm.h"
 #include "json.h"
 #include "model.h"
 #include "optim.h"
@@ -983,6 +984,9 @@ static int setup(Trainer *t, char *model_path, char *state_path, int *resuming) 
     *resuming = checkpoint_find_resume(t->run_dir, model_path, state_path, 4096);
     if (*resuming < 0) return -1;
     if (t->cfg.threads > 0 && threads_set(t->cfg.threads) != 0) return -1;
+    if (!strcmp(t->cfg.matmul, "bf16") && gemm_set_path(GEMM_PATH_AVX512_BF16) != 0)
+        return attn_error("matmul = bf16 needs a CPU with AVX512-BF16; this one runs %s (use matmul = fp32)",
+                          gemm_path_name(gemm_get_path()));
     if (load_data(t) != 0 || interrupted_in_setup()) return -1;
     if ((*resuming ? restore_tokenizers(t, model_path) : make_tokenizers(t)) || interrupted_in_setup()) return -1;
     if (encode_pairs(t, &t->train_text, &t->train_pairs) != 0) return fail("training data");

@@ -66,6 +66,14 @@ printf 'd_model = 16\nlr = 0.1\377\n' > "$dir/bad3.conf"
 expect_error "invalid UTF-8 in a config file" "bad3.conf:2: invalid UTF-8 (byte 0xFF)" "$ATTN" train --config "$dir/bad3.conf" --out "$dir/x"
 expect_error "inconsistent config" "not a multiple of n_heads" "$ATTN" train --config "$dir/tiny.conf" --n-heads 3 --out "$dir/x"
 expect_error "missing --out" "--out RUN_DIR is required" "$ATTN" train --config "$dir/tiny.conf"
+expect_error "bad matmul" "bad value for matmul" "$ATTN" train --config "$dir/tiny.conf" --matmul fp8 --out "$dir/x"
+if grep -q avx512_bf16 /proc/cpuinfo; then
+    if "$ATTN" train --config "$dir/tiny.conf" --matmul bf16 --max-steps 3 --quiet --out "$dir/bf16" 2> "$dir/err" &&
+       grep -q '^matmul *= bf16' "$dir/bf16/config.conf"; then pass "matmul = bf16 trains"
+    else fail "matmul = bf16 trains: $(cat "$dir/err")"; fi
+else
+    echo "INFO no AVX512-BF16 here: matmul = bf16 run skipped"
+fi
 expect_error "empty --out" "--out is empty" "$ATTN" train --config "$dir/tiny.conf" --out ""
 expect_error "a copy task too large for the machine" "copy task: .* need at least .* GB, more than this machine's" \
     "$ATTN" train --config "$dir/tiny.conf" --copy-train-size 100000000 --copy-max-len 1000 --max-len 1002 --pos-max-len 1100 --out "$dir/bigcopy" --quiet
