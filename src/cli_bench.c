@@ -54,11 +54,6 @@ typedef struct {
     int gemm_path;
 } BenchOptions;
 
-static double now_seconds(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
 
 static double peak_rss_mb(void) {
     struct rusage ru;
@@ -118,7 +113,7 @@ static int bench_train(Model *m, const BenchOptions *o, double *tokens_per_s, do
     int rc = 0;
     double t0 = 0;
     for (int step = 0; step < o->warmup + o->steps; step++) {
-        if (step == o->warmup) t0 = now_seconds();
+        if (step == o->warmup) t0 = monotonic_seconds();
         model_zero_grad(m);
         float loss = model_forward(m, &batch, 0.1f, 1, &rng);
         if (!isfinite(loss)) { rc = attn_error("bench: training loss is %g at step %d", loss, step); break; }
@@ -126,7 +121,7 @@ static int bench_train(Model *m, const BenchOptions *o, double *tokens_per_s, do
         model_backward(m, &batch);
         optimizer_step(&opt, m->param_memory, m->grad_memory, 1e-4f);
     }
-    double dt = now_seconds() - t0;
+    double dt = monotonic_seconds() - t0;
     *tokens_per_s = (double)B * T * o->steps / dt;
     *step_s = dt / o->steps;
     optimizer_free(&opt);
@@ -179,7 +174,7 @@ static int bench_greedy(Model *m, const BenchPreset *p, double *seconds) {
     DecodeState st;
     if (decode_state_create(&st, m, B, p->src_len, DECODE_STEPS) != 0) return -1;
     int tokens[DECODE_SENTENCES], rc = 0;
-    double t0 = now_seconds();
+    double t0 = monotonic_seconds();
     if (encode_sources(m, p, &src) != 0 || decode_begin(m, &st, m->acts->memory, m->acts->src_pad, B, p->src_len) != 0)
         rc = -1;
     for (int b = 0; b < B; b++) tokens[b] = BOS_ID;
@@ -188,7 +183,7 @@ static int bench_greedy(Model *m, const BenchPreset *p, double *seconds) {
         #pragma omp parallel for schedule(static)
         for (int b = 0; b < B; b++) tokens[b] = argmax(st.logits + (long)b * V, V);
     }
-    *seconds = now_seconds() - t0;
+    *seconds = monotonic_seconds() - t0;
     free(src);
     decode_state_free(&st);
     return rc;
@@ -205,7 +200,7 @@ static int bench_beam(Model *m, const BenchPreset *p, int K, double *seconds) {
     int *tokens = malloc_check(sizeof(int) * N), *from = malloc_check(sizeof(int) * N);
     double *score = malloc_check(sizeof(double) * N), *next_score = malloc_check(sizeof(double) * N);
     int rc = 0;
-    double t0 = now_seconds();
+    double t0 = monotonic_seconds();
     if (encode_sources(m, p, &src) != 0) rc = -1;
     for (int i = 0; rc == 0 && i < N; i++) {  // hypothesis i belongs to sentence i / K
         memcpy(memory + (long)i * S * C, m->acts->memory + (long)(i / K) * S * C, sizeof(float) * S * C);
@@ -244,7 +239,7 @@ static int bench_beam(Model *m, const BenchPreset *p, int K, double *seconds) {
         memcpy(score, next_score, sizeof(double) * N);
         decode_reorder(&st, m, from, pos + 1);
     }
-    *seconds = now_seconds() - t0;
+    *seconds = monotonic_seconds() - t0;
     free(src); free(memory); free(pad); free(tokens); free(from); free(score); free(next_score);
     decode_state_free(&st);
     return rc;
