@@ -1,5 +1,6 @@
 // Cached incremental decoding (eval mode): DecodeState, decode_begin, step
 // and reorder. See model.h for the semantics and docs/model.md.
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <omp.h>
@@ -146,6 +147,49 @@ typedef struct {
     int b0, n, pos;
 } DecodeRows;
 
+// One query row against Tk cached keys/values, all heads in one sweep:
+// out (C) = concat_h softmax(q_h K_h^T / sqrt(HS)) V_h, probs (NH, Tk).
+// Key and value rows are read whole and in order (each row holds every
+// head's slice): per (row, head) products would touch a 256-byte slice of
+// a different page for every key, which the prefetchers do not follow, and
+// the caches are too large to stay in cache between steps.
+// Rows ahead that attend_row asks the memory for: the keys and values come
+// from DRAM at every step, and rows a page apart defeat the prefetchers.
+enum { DECODE_PREFETCH_ROWS = 4 };
+
+static void attend_row(float *out, float *probs, const float *q, const float *k, const float *v, long ldkv,
+                       const uint8_t *key_pad, int Tk, int C, int NH) {
+    int HS = C / NH;
+    float scale = 1.0f / sqrtf((float)HS);
+    for (int t = 0; t < Tk; t++) {
+        const float *kt = k + (long)t * ldkv;
+        if (t + DECODE_PREFETCH_ROWS < Tk)
+            for (int j = 0; j < C; j += 16) __builtin_prefetch(kt + DECODE_PREFETCH_ROWS * ldkv + j);
+        for (int h = 0; h < NH; h++) {
+            const float *qh = q + h * HS, *kh = kt + h * HS;
+            float dot = 0.0f;
+            #pragma omp simd reduction(+:dot)
+            for (int j = 0; j < HS; j++) dot += qh[j] * kh[j];
+            probs[(long)h * Tk + t] = dot * scale;
+        }
+    }
+    for (int h = 0; h < NH; h++)
+        masked_softmax_forward(probs + (long)h * Tk, probs + (long)h * Tk, key_pad, 1, Tk, 0);
+    memset(out, 0, (size_t)C * sizeof(float));
+    for (int t = 0; t < Tk; t++) {
+        const float *vt = v + (long)t * ldkv;
+        if (t + DECODE_PREFETCH_ROWS < Tk)
+            for (int j = 0; j < C; j += 16) __builtin_prefetch(vt + DECODE_PREFETCH_ROWS * ldkv + j);
+        for (int h = 0; h < NH; h++) {
+            float p = probs[(long)h * Tk + t];
+            float *oh = out + h * HS;
+            const float *vh = vt + h * HS;
+            #pragma omp simd
+            for (int j = 0; j < HS; j++) oh[j] += p * vh[j];
+        }
+    }
+}
+
 // Self-attention of position pos over the cache, which gets its k, v first.
 // inp (n, C) is the sublayer input; the output lands in st->sub.
 static void rows_self_attention(const DecodeRows *r, const LayerParams *w, int l, const float *inp) {
@@ -162,9 +206,10 @@ static void rows_self_attention(const DecodeRows *r, const LayerParams *w, int l
         memcpy(st->self_v + row, qkv + (long)b * 3 * C + 2 * C, (size_t)C * sizeof(float));
     }
     float *probs = st->probs + (long)st->max_B * NH * Tm + (long)b0 * NH * (pos + 1);
-    AttnDims d = {n, 1, pos + 1, C, NH, 3 * C, C, st->max_T, 0};
-    attention_forward(st->att + (long)b0 * C, probs, NULL, NULL, qkv, st->self_k + layer_off,
-                      st->self_v + layer_off, NULL, &d, 0.0f, NULL);
+    for (int b = 0; b < n; b++)
+        attend_row(st->att + (long)(b0 + b) * C, probs + (long)b * NH * (pos + 1), qkv + (long)b * 3 * C,
+                   st->self_k + layer_off + (long)b * st->max_T * C, st->self_v + layer_off + (long)b * st->max_T * C,
+                   C, NULL, pos + 1, C, NH);
     decode_linear(st, l, 1, st->sub + (long)b0 * C, st->att + (long)b0 * C, w->self.out_w, w->self.out_b, n, C, C);
 }
 
@@ -175,9 +220,11 @@ static void rows_cross_attention(const DecodeRows *r, const LayerParams *w, int 
     const float *kv = st->cross_kv + (long)l * st->max_B * st->max_S * 2 * C + (long)b0 * st->max_S * 2 * C;
     float *q = st->qkv + (long)b0 * 3 * C;  // (n, C) rows, ld C, inside this range's qkv rows
     decode_linear(st, l, 2, q, inp, w->cross.in_w, w->cross.in_b, n, C, C);
-    AttnDims d = {n, 1, S, C, NH, C, 2 * C, st->max_S, 0};
-    attention_forward(st->att + (long)b0 * C, st->probs + (long)b0 * NH * S, NULL, NULL, q, kv, kv + C,
-                      st->mem_pad + (long)b0 * st->max_S, &d, 0.0f, NULL);
+    for (int b = 0; b < n; b++) {
+        const float *kvb = kv + (long)b * st->max_S * 2 * C;
+        attend_row(st->att + (long)(b0 + b) * C, st->probs + (long)(b0 + b) * NH * S, q + (long)b * C, kvb, kvb + C,
+                   2 * C, st->mem_pad + (long)(b0 + b) * st->max_S, S, C, NH);
+    }
     decode_linear(st, l, 3, st->sub + (long)b0 * C, st->att + (long)b0 * C, w->cross.out_w, w->cross.out_b, n, C, C);
 }
 
