@@ -5,8 +5,7 @@
 ATTN=${ATTN:-$PWD/build/attn}
 dir=$(mktemp -d); trap 'rm -rf "$dir"' EXIT
 fails=0
-pass() { echo "PASS $1"; }
-fail() { echo "FAIL $1"; fails=$((fails + 1)); }
+. "$(dirname "$0")/lib.sh"
 
 if "$ATTN" bench --preset tiny --steps 1 --warmup 0 --beam 2 --threads 1 > "$dir/out" 2> "$dir/err"; then
     pass "bench tiny runs"

@@ -8,8 +8,7 @@ PY=/usr/bin/python3
 dir=$(mktemp -d)
 trap 'rm -rf "$dir"' EXIT
 fails=0
-pass() { echo "PASS $1"; }
-fail() { echo "FAIL $1"; fails=$((fails + 1)); }
+. "$(dirname "$0")/lib.sh"
 
 if ! $PY -c 'import torch, numpy' 2>/dev/null; then
     echo "FAIL PyTorch is not installed for $PY (apt-get install python3-torch)"

@@ -8,9 +8,7 @@ export LC_ALL=C  # byte-order sort, whatever the locale
 here=$(cd "$(dirname "$0")" && pwd)
 dir=$(mktemp -d); trap 'rm -rf "$dir"' EXIT
 fails=0
-pass() { echo "PASS $1"; }
-fail() { echo "FAIL $1"; fails=$((fails + 1)); }
-check() { if [ "$2" = "$3" ]; then pass "$1"; else fail "$1: expected '$3', got '$2'"; fi; }
+. "$(dirname "$0")/lib.sh"
 
 sample="$here/data/prepare_sample.tsv"
 "$ATTN" prepare --out "$dir/a" --max-tokens 10 --max-ratio 3 --valid 2 --test 2 --seed 4 "$sample" > "$dir/out" 2>&1

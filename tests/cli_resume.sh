@@ -8,8 +8,7 @@ ATTN=${ATTN:-$PWD/build/attn}
 dir=$(mktemp -d)
 trap 'rm -rf "$dir"' EXIT
 fails=0
-pass() { echo "PASS $1"; }
-fail() { echo "FAIL $1"; fails=$((fails + 1)); }
+. "$(dirname "$0")/lib.sh"
 export OMP_WAIT_POLICY=passive   # spinning threads only slow a loaded machine down
 
 cat > "$dir/tiny.conf" <<'CONF'

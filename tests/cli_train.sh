@@ -9,8 +9,7 @@ dir=$(mktemp -d)
 cleanup() { chattr -i "$dir/ro" 2>/dev/null; umount "$dir/full" 2>/dev/null; rm -rf "$dir"; }
 trap cleanup EXIT
 fails=0
-pass() { echo "PASS $1"; }
-fail() { echo "FAIL $1"; fails=$((fails + 1)); }
+. "$(dirname "$0")/lib.sh"
 export OMP_WAIT_POLICY=passive
 
 # expect_error NAME PATTERN CMD...: non-zero exit, one stderr line "attn: ..." matching PATTERN

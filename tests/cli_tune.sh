@@ -7,9 +7,7 @@
 ATTN=${ATTN:-$PWD/build/attn}
 dir=$(mktemp -d); trap 'rm -rf "$dir"' EXIT
 fails=0
-pass() { echo "PASS $1"; }
-fail() { echo "FAIL $1"; fails=$((fails + 1)); }
-check() { if [ "$2" = "$3" ]; then pass "$1"; else fail "$1: expected '$3', got '$2'"; fi; }
+. "$(dirname "$0")/lib.sh"
 
 cat > "$dir/base.conf" <<'EOF'
 task = copy
