@@ -305,6 +305,15 @@ static void layout_activations(Activations *acts, float **logits, Arena *ar, con
     acts->lse = take_f(ar, B * T);
     acts->dlogits = *logits;   // the loss backward works in place over the logits
     acts->probs = *logits;
+    // The training forward's chunk of logits is the start of the logits
+    // buffer, the pending generator gradient follows it when it fits there
+    // (the backward's scratch below may overlap both: it is used only after
+    // the pending gradient was added to the grads). Untouched pages of the
+    // buffer cost no memory, so training never pays for the full logits.
+    long chunk = ((B * T < GEN_CHUNK_ROWS ? B * T : GEN_CHUNK_ROWS) * Vt + 15) / 16 * 16;
+    long pending = Vt * C + Vt;
+    acts->gen_dw = chunk + pending <= B * T * Vt ? *logits + chunk : take_f(ar, pending);
+    acts->gen_db = acts->gen_dw + Vt * C;
     acts->dstream = take_f(ar, B * Tm * C);
     acts->dtmp1 = take_f(ar, B * Tm * C);
     // The rest of the backward's scratch is first used after the generator's
@@ -562,6 +571,52 @@ int model_encode(Model *m, const int *src, int B, int S) {
     return 0;
 }
 
+// The training forward's generator and loss, with their backward, in chunks
+// of GEN_CHUNK_ROWS rows of logits (see Activations): per chunk the logits,
+// their loss and log-sum-exp, the logits' gradient in place, then dec_out's
+// gradient into dtmp1 and the generator's into gen_dw, gen_db. Returns the
+// mean loss, equal to the one-pass forward's (the same per-row losses,
+// summed in the same order).
+static float generator_loss_chunked(Model *m, const Batch *b, float smoothing) {
+    Activations *a = m->acts;
+    int N = a->B * a->T, C = m->config.d_model, Vt = m->config.tgt_vocab;
+    long valid = 0;
+    for (int n = 0; n < N; n++) valid += b->tgt_out[n] != PAD_ID;
+    m->n_target_tokens = valid;
+    if (valid == 0) {   // nothing to learn: model_backward does nothing
+        memset(a->token_loss, 0, (size_t)N * sizeof(float));
+        return 0.0f;
+    }
+    memset(a->gen_dw, 0, (size_t)((long)Vt * C + Vt) * sizeof(float));
+    memset(a->dtmp1, 0, (size_t)N * C * sizeof(float));
+    float *chunk = m->logits;   // (rows, Vt)
+    long correct = 0;
+    for (int r0 = 0; r0 < N; r0 += GEN_CHUNK_ROWS) {
+        int rows = N - r0 < GEN_CHUNK_ROWS ? N - r0 : GEN_CHUNK_ROWS;
+        const float *x = a->dec_out + (long)r0 * C;
+        const int *targets = b->tgt_out + r0;
+        long chunk_valid = 0, chunk_correct = 0;
+        linear_forward(chunk, x, m->params.gen_w, m->params.gen_b, rows, C, Vt);
+        crossentropy_forward_lse(a->token_loss + r0, a->lse + r0, chunk, targets, rows, Vt, smoothing,
+                                 &chunk_valid, &chunk_correct);
+        correct += chunk_correct;
+        crossentropy_backward_inplace(chunk, a->lse + r0, targets, rows, Vt, smoothing, 1.0f / (float)valid);
+        linear_backward(a->dtmp1 + (long)r0 * C, a->gen_dw, a->gen_db, chunk, x, m->params.gen_w, rows, C, Vt);
+    }
+    double total = 0.0;
+    for (int n = 0; n < N; n++) total += a->token_loss[n];
+    m->n_correct = correct;
+    a->generator_done = 1;
+    m->loss = (float)(total / valid);
+    return m->loss;
+}
+
+// grad += pending, elementwise (the same on any thread count).
+static void add_floats(float *grad, const float *pending, long n) {
+    #pragma omp parallel for simd schedule(static) if (n >= 1L << 18)
+    for (long i = 0; i < n; i++) grad[i] += pending[i];
+}
+
 float model_forward(Model *m, const Batch *b, float smoothing, int train, Rng *rng) {
     m->has_targets = 0;
     if (model_check_batch(m, b)) return NAN;
@@ -578,12 +633,15 @@ float model_forward(Model *m, const Batch *b, float smoothing, int train, Rng *r
         decoder_layer_forward(m, l, l == 0 ? a->tgt_x : dec_layer_output(m, l - 1), B, T, S, rng);
     layernorm_forward(a->dec_out, a->dec_out_mean, a->dec_out_rstd, dec_layer_output(m, c->n_dec_layers - 1),
                       m->params.dec_norm_w, m->params.dec_norm_b, B * T, C);
-    linear_forward(m->logits, a->dec_out, m->params.gen_w, m->params.gen_b, B * T, C, Vt);
     m->smoothing = smoothing;
     m->has_targets = b->tgt_out != NULL;
     m->loss = 0.0f;
     m->n_target_tokens = 0;
     m->n_correct = 0;
+    a->generator_done = 0;
+    if (train && b->tgt_out && (long)B * T * Vt >= GEN_CHUNKED_MIN_LOGITS)
+        return generator_loss_chunked(m, b, smoothing);
+    linear_forward(m->logits, a->dec_out, m->params.gen_w, m->params.gen_b, B * T, C, Vt);
     if (!b->tgt_out) return 0.0f;
     double total = crossentropy_forward_lse(a->token_loss, a->lse, m->logits, b->tgt_out, B * T, Vt, smoothing,
                                             &m->n_target_tokens, &m->n_correct);
@@ -722,11 +780,18 @@ void model_backward(Model *m, const Batch *b) {
     int B = a->B, S = a->S, T = a->T, C = c->d_model, Vt = c->tgt_vocab;
     long nT = (long)B * T * C, nS = (long)B * S * C;
     float *g = a->dstream;
-    // logits -> generator -> decoder.norm
-    crossentropy_backward_inplace(a->dlogits, a->lse, b->tgt_out, B * T, Vt, m->smoothing,
-                                  1.0f / (float)m->n_target_tokens);
-    zero_floats(a->dtmp1, nT);
-    linear_backward(a->dtmp1, m->grads.gen_w, m->grads.gen_b, a->dlogits, a->dec_out, m->params.gen_w, B * T, C, Vt);
+    // logits -> generator -> decoder.norm (a training forward did the first
+    // two: only its pending generator gradient is left to add)
+    if (a->generator_done) {
+        add_floats(m->grads.gen_w, a->gen_dw, (long)Vt * C);
+        add_floats(m->grads.gen_b, a->gen_db, Vt);
+    } else {
+        crossentropy_backward_inplace(a->dlogits, a->lse, b->tgt_out, B * T, Vt, m->smoothing,
+                                      1.0f / (float)m->n_target_tokens);
+        zero_floats(a->dtmp1, nT);
+        linear_backward(a->dtmp1, m->grads.gen_w, m->grads.gen_b, a->dlogits, a->dec_out, m->params.gen_w,
+                        B * T, C, Vt);
+    }
     zero_floats(g, nT);
     layernorm_backward(g, m->grads.dec_norm_w, m->grads.dec_norm_b, a->dtmp1, dec_layer_output(m, c->n_dec_layers - 1),
                        m->params.dec_norm_w, a->dec_out_mean, a->dec_out_rstd, B * T, C);

@@ -162,6 +162,10 @@ typedef struct {
 // Everything the forward keeps, allocated once in model_create for
 // (max_B, max_S, max_T), plus the backward's scratch. Readable by debugging
 // tools after a forward; shapes are those of the last forward (B, S, T).
+// The training forward chunks the generator and the loss (see Activations)
+// when the batch has at least GEN_CHUNKED_MIN_LOGITS logits: smaller ones run
+// in one pass, where the saving is small and the extra calls cost time.
+enum { GEN_CHUNK_ROWS = 512, GEN_CHUNKED_MIN_LOGITS = 1 << 20 };
 typedef struct Activations {
     int B, S, T;                        // the last forward's batch
     int train;                          // dropout was on in the last forward
@@ -183,6 +187,12 @@ typedef struct Activations {
                                         // kept by a forward with targets for the backward
     float *probs;                       // (B, T, Vt) the same memory as m->logits: the softmax is
                                         // not stored, backward recomputes it from lse
+    // Training forward (train with targets): the generator, the loss and
+    // their backward run in chunks of GEN_CHUNK_ROWS rows, so the (B, T, Vt)
+    // logits are never all in memory. The generator's gradient waits here
+    // until model_backward adds it to m->grads; dtmp1 holds dec_out's.
+    int generator_done;                 // the last forward did the above
+    float *gen_dw, *gen_db;             // (Vt, C), (Vt): pending generator gradient
     // backward scratch
     float *dlogits;                     // (B, T, Vt) the logits' gradient, written over m->logits
     float *dstream;                     // (B, max(S, T), C) gradient of the residual stream
@@ -237,6 +247,10 @@ int model_check_batch(const Model *m, const Batch *b);
 // (with rng NULL the forward runs as in eval mode).
 // Returns the loss (0 when no targets or no non-pad target), or NAN after
 // recording an error when model_check_batch fails. Allocates nothing.
+// With train and targets (and at least GEN_CHUNKED_MIN_LOGITS logits),
+// m->logits is not filled (the logits are computed
+// chunk by chunk with the loss and its gradient, see Activations): callers
+// that read the logits run with train 0.
 float model_forward(Model *m, const Batch *b, float smoothing, int train, Rng *rng);
 // Backward of the last forward: accumulates into m->grads (call
 // model_zero_grad first). Gradient of the mean loss; does nothing when the

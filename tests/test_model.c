@@ -111,15 +111,19 @@ static void golden_case(const char *name) {
     if (rc == 0) rc = load_params(&m, &st, path);
     CHECK(rc == 0, "%s: model created and loaded (%s)", name, rc ? attn_last_error() : "ok");
     if (rc == 0) {
-        Rng rng;
-        rng_seed(&rng, 1);
-        float loss = model_forward(&m, &b, (float)atof(smooth_text), 1, &rng);
+        // The fixtures have no dropout: the eval forward keeps the logits, the
+        // training forward (chunked generator and loss) gives the gradients.
+        float loss = model_forward(&m, &b, (float)atof(smooth_text), 0, NULL);
         double max_abs, rel = rel_diff(m.logits, logits_t->data, logits_t->numel, &max_abs);
         printf("INFO %s logits max_abs %.2e rel %.2e\n", name, max_abs, rel);
         CHECK(rel <= LOGIT_TOL, "%s: logits within %.0e (rel %.2e)", name, LOGIT_TOL, rel);
         double loss_rel = fabs(loss - loss_t->data[0]) / fabs(loss_t->data[0]);
         printf("INFO %s loss %.7f torch %.7f rel %.2e\n", name, loss, loss_t->data[0], loss_rel);
         CHECK(loss_rel <= LOGIT_TOL, "%s: loss within %.0e (rel %.2e)", name, LOGIT_TOL, loss_rel);
+        Rng rng;
+        rng_seed(&rng, 1);
+        float train_loss = model_forward(&m, &b, (float)atof(smooth_text), 1, &rng);
+        CHECK(train_loss == loss, "%s: the training forward gives the same loss (%.7f %.7f)", name, train_loss, loss);
         model_zero_grad(&m);
         model_backward(&m, &b);
         compare_gradients(&m, &st, name);
@@ -326,6 +330,57 @@ static void test_scratch_in_logits(void) {
     model_free(&large);
 }
 
+// The training forward runs the generator and the loss in chunks of
+// GEN_CHUNK_ROWS rows and leaves only the generator's gradient pending: over
+// several chunks it gives the loss, accuracy and gradients of the eval
+// forward's one pass (gradients to float rounding: the generator's are
+// summed chunk by chunk).
+static void test_chunked_generator(void) {
+    ModelConfig cfg;
+    small_config(&cfg);
+    cfg.dropout_emb = cfg.dropout_residual = cfg.dropout_attn = cfg.dropout_ffn = 0.0f;
+    cfg.tgt_vocab = 1024;   // with B * T below: just over GEN_CHUNKED_MIN_LOGITS
+    enum { B = 2 * GEN_CHUNK_ROWS / 8 + 3, S = 6, T = 8 };   // B * T: two full chunks and a part
+    static int src[B * S], tin[B * T], tout[B * T];
+    for (int i = 0; i < B; i++) {
+        int src_len = 1 + i % S, tgt_len = 1 + (i * 3) % T;
+        for (int s = 0; s < S; s++) src[i * S + s] = s < src_len ? 4 + (i * 5 + s * 3) % 7 : PAD_ID;
+        for (int t = 0; t < T; t++) tin[i * T + t] = t == 0 ? BOS_ID : t < tgt_len ? 4 + (i + t * 5) % 9 : PAD_ID;
+        for (int t = 0; t < T; t++)
+            tout[i * T + t] = t < tgt_len - 1 ? tin[i * T + t + 1] : t == tgt_len - 1 ? EOS_ID : PAD_ID;
+    }
+    Batch b = {B, S, T, src, tin, tout};
+    Model m;
+    if (model_create(&m, &cfg, B, S, T)) { CHECK(0, "create: %s", attn_last_error()); return; }
+    model_init_weights(&m, 11);
+    float *eval_grads = malloc((size_t)m.n_params * sizeof(float));
+    model_zero_grad(&m);
+    float eval_loss = model_forward(&m, &b, 0.1f, 0, NULL);
+    long eval_correct = m.n_correct, eval_tokens = m.n_target_tokens;
+    model_backward(&m, &b);
+    memcpy(eval_grads, m.grad_memory, (size_t)m.n_params * sizeof(float));
+    CHECK((long)B * T * cfg.tgt_vocab >= GEN_CHUNKED_MIN_LOGITS, "the batch is large enough to be chunked");
+    Rng rng;
+    rng_seed(&rng, 2);
+    float train_loss = model_forward(&m, &b, 0.1f, 1, &rng);
+    CHECK(m.acts->generator_done, "the training forward ran the chunked generator");
+    CHECK(train_loss == eval_loss && m.n_correct == eval_correct && m.n_target_tokens == eval_tokens,
+          "chunked: same loss, accuracy and token count (%.7f %.7f, %ld %ld)", train_loss, eval_loss,
+          m.n_correct, eval_correct);
+    model_zero_grad(&m);
+    model_backward(&m, &b);
+    double worst = 0.0, scale = 0.0;
+    for (long i = 0; i < m.n_params; i++) {
+        double d = fabs(m.grad_memory[i] - eval_grads[i]);
+        worst = d > worst ? d : worst;
+        scale = fabs(eval_grads[i]) > scale ? fabs(eval_grads[i]) : scale;
+    }
+    CHECK(scale > 0.0 && worst <= 1e-5 * scale, "chunked: gradients as the one pass (max diff %.2e of %.2e)",
+          worst, scale);
+    free(eval_grads);
+    model_free(&m);
+}
+
 static void test_bad_batch(void) {
     ModelConfig cfg;
     small_config(&cfg);
@@ -383,6 +438,7 @@ int main(void) {
     test_decode_matches_forward();
     test_decode_packed();
     test_scratch_in_logits();
+    test_chunked_generator();
     test_bad_batch();
     test_dropout_determinism();
     TEST_EXIT();
