@@ -4,6 +4,10 @@
 #include "optim.h"
 #include "common.h"
 #include <math.h>
+#include <omp.h>
+#if defined(__AVX__)
+#include <immintrin.h>
+#endif
 #include <stdlib.h>
 #include <string.h>
 
@@ -29,28 +33,74 @@ void optimizer_free(Optimizer *o) {
     o->m = o->v = NULL;
 }
 
+// The update of elements [lo, hi). Every operation is a single IEEE-rounded
+// float multiply, add, sqrt or divide, in the same order in the vector and
+// the scalar code (C11 mode: no contraction into FMA), so both give the
+// same bits and where the vector part ends never matters.
+typedef struct {
+    float beta1, beta2, one_minus_b1, one_minus_b2;
+    float step_size, inv_bias2_sqrt, eps;
+    float decay_factor;  // AdamW: params scale by this first; Adam: 1
+    float coupled_wd;    // Adam: wd * params added to the gradient; AdamW: 0
+} AdamConsts;
+
+static void adam_range(const AdamConsts *c, float *params, const float *grads, float *m, float *v,
+                       long lo, long hi) {
+    const int decoupled = c->decay_factor != 1.0f, coupled = c->coupled_wd != 0.0f;
+    long i = lo;
+#if defined(__AVX__)
+    // gcc does not vectorize the scalar loop: sqrtf may set errno.
+    const __m256 b1 = _mm256_set1_ps(c->beta1), b2 = _mm256_set1_ps(c->beta2);
+    const __m256 omb1 = _mm256_set1_ps(c->one_minus_b1), omb2 = _mm256_set1_ps(c->one_minus_b2);
+    const __m256 step = _mm256_set1_ps(c->step_size), inv_b2 = _mm256_set1_ps(c->inv_bias2_sqrt);
+    const __m256 eps = _mm256_set1_ps(c->eps), decay = _mm256_set1_ps(c->decay_factor);
+    const __m256 wd = _mm256_set1_ps(c->coupled_wd);
+    for (; i + 8 <= hi; i += 8) {
+        __m256 g = _mm256_loadu_ps(grads + i), p = _mm256_loadu_ps(params + i);
+        if (decoupled) p = _mm256_mul_ps(p, decay);
+        if (coupled) g = _mm256_add_ps(g, _mm256_mul_ps(wd, p));
+        __m256 mi = _mm256_add_ps(_mm256_mul_ps(b1, _mm256_loadu_ps(m + i)), _mm256_mul_ps(omb1, g));
+        __m256 vi = _mm256_add_ps(_mm256_mul_ps(b2, _mm256_loadu_ps(v + i)), _mm256_mul_ps(_mm256_mul_ps(omb2, g), g));
+        _mm256_storeu_ps(m + i, mi);
+        _mm256_storeu_ps(v + i, vi);
+        __m256 denom = _mm256_add_ps(_mm256_mul_ps(_mm256_sqrt_ps(vi), inv_b2), eps);
+        _mm256_storeu_ps(params + i, _mm256_sub_ps(p, _mm256_mul_ps(step, _mm256_div_ps(mi, denom))));
+    }
+#endif
+    for (; i < hi; i++) {
+        float g = grads[i], p = params[i];
+        if (decoupled) p *= c->decay_factor;
+        if (coupled) g += c->coupled_wd * p;
+        m[i] = c->beta1 * m[i] + c->one_minus_b1 * g;
+        v[i] = c->beta2 * v[i] + c->one_minus_b2 * g * g;
+        float denom = sqrtf(v[i]) * c->inv_bias2_sqrt + c->eps;
+        params[i] = p - c->step_size * (m[i] / denom);
+    }
+}
+
 void optimizer_step(Optimizer *o, float *params, const float *grads, float lr) {
     o->step++;
     // Bias corrections in double from the step, as PyTorch computes them in Python.
     double bias1 = 1.0 - pow(o->beta1, (double)o->step);
     double bias2_sqrt = sqrt(1.0 - pow(o->beta2, (double)o->step));
-    float step_size = (float)(lr / bias1);
-    float inv_bias2_sqrt = (float)(1.0 / bias2_sqrt);
-    float beta1 = o->beta1, beta2 = o->beta2, eps = o->eps, wd = o->weight_decay;
-    float one_minus_b1 = 1.0f - beta1, one_minus_b2 = 1.0f - beta2;
-    int decoupled = o->type == OPT_ADAMW;
-    float decay_factor = 1.0f - lr * wd;
+    AdamConsts c = {
+        .beta1 = o->beta1, .beta2 = o->beta2,
+        .one_minus_b1 = 1.0f - o->beta1, .one_minus_b2 = 1.0f - o->beta2,
+        .step_size = (float)(lr / bias1), .inv_bias2_sqrt = (float)(1.0 / bias2_sqrt), .eps = o->eps,
+        .decay_factor = o->type == OPT_ADAMW ? 1.0f - lr * o->weight_decay : 1.0f,
+        .coupled_wd = o->type == OPT_ADAMW ? 0.0f : o->weight_decay,
+    };
     float *m = o->m, *v = o->v;
     long n = o->n;
-    #pragma omp parallel for schedule(static)
-    for (long i = 0; i < n; i++) {
-        float g = grads[i], p = params[i];
-        if (decoupled) p *= decay_factor;
-        else if (wd != 0.0f) g += wd * p;
-        m[i] = beta1 * m[i] + one_minus_b1 * g;
-        v[i] = beta2 * v[i] + one_minus_b2 * g * g;
-        float denom = sqrtf(v[i]) * inv_bias2_sqrt + eps;
-        params[i] = p - step_size * (m[i] / denom);
+    // Static split in blocks of 16 elements; each element's update is
+    // independent of the split.
+    long blocks = (n + 15) / 16;
+    #pragma omp parallel
+    {
+        int tid = omp_get_thread_num(), team = omp_get_num_threads();
+        long lo = blocks * tid / team * 16, hi = blocks * (tid + 1) / team * 16;
+        if (hi > n) hi = n;
+        if (lo < hi) adam_range(&c, params, grads, m, v, lo, hi);
     }
 }
 

@@ -5,6 +5,9 @@
 #include "model.h"
 #include "optim.h"
 #include "test.h"
+#include "threads.h"
+#include <math.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -173,11 +176,71 @@ static void test_accumulation_equals_big_batch(void) {
     model_free(&m);
 }
 
+// The scalar Adam update, written out as PyTorch's formula: optimizer_step
+// (vectorized, split over threads) must give the same bits for every element.
+static void adam_scalar_steps(OptimizerType type, float wd, float *p, float *m, float *v,
+                              const float *g_all, long n, int steps) {
+    for (int s = 1; s <= steps; s++) {
+        float lr = lrs[(s - 1) % 3];
+        const float *g_step = g_all + (long)(s - 1) * n;
+        float step_size = (float)(lr / (1.0 - pow((double)0.9f, s)));
+        float inv_b2 = (float)(1.0 / sqrt(1.0 - pow((double)0.999f, s)));
+        for (long i = 0; i < n; i++) {
+            float g = g_step[i], x = p[i];
+            if (type == OPT_ADAMW) x *= 1.0f - lr * wd;
+            else if (wd != 0.0f) g += wd * x;
+            m[i] = 0.9f * m[i] + (1.0f - 0.9f) * g;
+            v[i] = 0.999f * v[i] + (1.0f - 0.999f) * g * g;
+            float denom = sqrtf(v[i]) * inv_b2 + 1e-8f;
+            p[i] = x - step_size * (m[i] / denom);
+        }
+    }
+}
+
+static void test_vector_update_bits(void) {
+    const long n = 1003;  // not a multiple of the vector width or of 16
+    const int steps = 3;
+    float *g = malloc_check(sizeof(float) * n * steps);
+    float *p_want = malloc_check(sizeof(float) * n), *p_got = malloc_check(sizeof(float) * n);
+    float *m_want = calloc_check(n, sizeof(float)), *v_want = calloc_check(n, sizeof(float));
+    uint32_t x = 12345;
+    for (long i = 0; i < n * steps; i++) {
+        x = x * 1664525u + 1013904223u;
+        g[i] = ((float)(x >> 8) / 16777216.0f - 0.5f) * (i % 7 == 0 ? 1e-5f : 2.0f);
+    }
+    const OptimizerType types[3] = {OPT_ADAM, OPT_ADAM, OPT_ADAMW};
+    const float wds[3] = {0.0f, 0.01f, 0.1f};
+    for (int t = 0; t < 3; t++) {
+        for (int threads = 1; threads <= 3; threads++) {
+            for (long i = 0; i < n; i++) p_want[i] = p_got[i] = (float)(i % 13) * 0.25f - 1.5f;
+            memset(m_want, 0, sizeof(float) * n);
+            memset(v_want, 0, sizeof(float) * n);
+            adam_scalar_steps(types[t], wds[t], p_want, m_want, v_want, g, n, steps);
+            threads_set(threads);
+            Optimizer o;
+            optimizer_init(&o, types[t], n, 0.9f, 0.999f, 1e-8f, wds[t]);
+            for (int s = 0; s < steps; s++) optimizer_step(&o, p_got, g + (long)s * n, lrs[s % 3]);
+            CHECK(memcmp(p_got, p_want, sizeof(float) * n) == 0 && memcmp(o.m, m_want, sizeof(float) * n) == 0 &&
+                  memcmp(o.v, v_want, sizeof(float) * n) == 0,
+                  "%s wd %g on %d thread(s): params, m, v bit-identical to the scalar update",
+                  optimizer_name(types[t]), wds[t], threads);
+            optimizer_free(&o);
+        }
+    }
+    threads_set(threads_machine_cores());
+    free(g);
+    free(p_want);
+    free(p_got);
+    free(m_want);
+    free(v_want);
+}
+
 int main(void) {
     test_accumulation_equals_big_batch();
     test_adam();
     test_adam_l2();
     test_adamw();
+    test_vector_update_bits();
     test_first_step_by_hand();
     test_clip();
     test_norm_deterministic();
