@@ -400,22 +400,26 @@ static GemmDirect direct_kernel(const GemmPathDesc *path, int trans_a, int trans
     return NULL;
 }
 
+typedef struct {
+    GemmDirect kernel;
+    int align, blocks;
+    const GemmArgs *g;
+} GemmDirectTask;
+
+// Team member tid's share of the column blocks.
+static void gemm_direct_task(void *arg, int tid, int team) {
+    const GemmDirectTask *t = arg;
+    const GemmArgs *g = t->g;
+    int j0 = t->blocks * tid / team * t->align, j1 = t->blocks * (tid + 1) / team * t->align;
+    if (j1 > g->N) j1 = g->N;
+    if (j0 < j1) t->kernel(g->trans_a, g->M, j0, j1, g->K, g->alpha, g->A, g->lda, g->B, g->ldb, g->beta, g->C, g->ldc);
+}
+
 // Runs a direct kernel, the columns split over nt threads in blocks of `align`.
 static void gemm_direct(GemmDirect kernel, int align, int nt, const GemmArgs *g) {
-    int blocks = ceil_div(g->N, align);
-    if (nt > blocks) nt = blocks;
-    if (nt <= 1) {
-        kernel(g->trans_a, g->M, 0, g->N, g->K, g->alpha, g->A, g->lda, g->B, g->ldb, g->beta, g->C, g->ldc);
-        return;
-    }
-#pragma omp parallel num_threads(nt)
-    {
-        int tid = omp_get_thread_num(), team = omp_get_num_threads();
-        int j0 = blocks * tid / team * align, j1 = blocks * (tid + 1) / team * align;
-        if (j1 > g->N) j1 = g->N;
-        if (j0 < j1)
-            kernel(g->trans_a, g->M, j0, j1, g->K, g->alpha, g->A, g->lda, g->B, g->ldb, g->beta, g->C, g->ldc);
-    }
+    GemmDirectTask task = {kernel, align, ceil_div(g->N, align), g};
+    if (nt > task.blocks) nt = task.blocks;
+    threads_pool_run(gemm_direct_task, &task, nt);
 }
 
 void gemm(int trans_a, int trans_b, int M, int N, int K, float alpha,
@@ -441,6 +445,19 @@ void gemm(int trans_a, int trans_b, int M, int N, int K, float alpha,
 }
 
 // The packed loop nest on nt threads (B packed here unless g->prepacked_b).
+typedef struct {
+    const GemmArgs *g;
+    const GemmPathDesc *path;
+    float *packed_b;
+    GemmWork *work;
+} GemmTask;
+
+static void gemm_task(void *arg, int tid, int team) {
+    (void)tid;
+    GemmTask *t = arg;
+    gemm_thread(t->g, t->path, t->packed_b, t->work, team);
+}
+
 static void gemm_packed_driver(const GemmArgs *g, const GemmPathDesc *path, int nt) {
     int N = g->N;
     float *packed_b = NULL;
@@ -454,10 +471,10 @@ static void gemm_packed_driver(const GemmArgs *g, const GemmPathDesc *path, int 
         gemm_thread(g, path, packed_b, &work, 1);
         return;
     }
-    // The team may be smaller than asked (OMP_THREAD_LIMIT, nesting): the
-    // units are counted for the team that actually runs.
-#pragma omp parallel num_threads(nt) shared(work)
-    gemm_thread(g, path, packed_b, &work, omp_get_num_threads());
+    // The team may be smaller than asked: the units are counted for the
+    // team that actually runs.
+    GemmTask task = {g, path, packed_b, &work};
+    threads_pool_run(gemm_task, &task, nt);
 }
 
 // ---------------------------------------------------------------------------

@@ -1,6 +1,12 @@
 #include "threads.h"
 #include "common.h"
 #include <omp.h>
+#include <pthread.h>
+#include <sched.h>
+#include <time.h>
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
 
 static int thread_count = 0;  // 0: not set yet, use the machine's cores
 
@@ -20,4 +26,129 @@ int threads_set(int n) {
 
 int threads_get(void) {
     return thread_count > 0 ? thread_count : threads_machine_cores();
+}
+
+// ----------------------------------------------------------------------------
+// Spinning pool for gemm
+//
+// Workers wait for the next task by spinning for up to POOL_SPIN_NS, then
+// sleep on a condition variable. A training step calls gemm a few hundred
+// times with short gaps between calls; under OMP_WAIT_POLICY=PASSIVE each
+// OpenMP region wakes a sleeping thread through the kernel, which cost ~10%
+// of a tiny step. The spin is bounded (and yields) so that a worker does not
+// hold a core for long when the process is idle or the machine is shared.
+
+#define POOL_MAX 64
+#ifndef POOL_SPIN_NS
+#define POOL_SPIN_NS 200000L
+#endif
+
+static struct {
+    pthread_mutex_t lock;
+    pthread_cond_t wake;
+    int started;              // workers created (tid 1 .. started)
+    long generation;          // bumped for every task
+    int sleepers;             // workers waiting on `wake`
+    int remaining;            // workers that have not finished the current task
+    ThreadsTask fn;
+    void *arg;
+    int team;
+} pool = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0, 0, 0, NULL, NULL, 0};
+
+static pthread_mutex_t pool_start_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_mutex_t pool_run_lock = PTHREAD_MUTEX_INITIALIZER;  // one task at a time
+
+static long now_ns(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec * 1000000000L + ts.tv_nsec;
+}
+
+static void cpu_relax(void) {
+#if defined(__x86_64__)
+    _mm_pause();
+#endif
+}
+
+// Waits until the generation moves past `seen`; returns the new one.
+static long pool_wait_task(long seen) {
+    long deadline = 0;
+    for (int spins = 0;; spins++) {
+        long gen = __atomic_load_n(&pool.generation, __ATOMIC_ACQUIRE);
+        if (gen != seen) return gen;
+        cpu_relax();
+        if (spins % 64 == 63) {
+            long t = now_ns();
+            if (deadline == 0) deadline = t + POOL_SPIN_NS;
+            else if (t > deadline) break;
+            sched_yield();
+        }
+    }
+    pthread_mutex_lock(&pool.lock);
+    __atomic_add_fetch(&pool.sleepers, 1, __ATOMIC_SEQ_CST);
+    long gen;
+    while ((gen = __atomic_load_n(&pool.generation, __ATOMIC_SEQ_CST)) == seen)
+        pthread_cond_wait(&pool.wake, &pool.lock);
+    __atomic_sub_fetch(&pool.sleepers, 1, __ATOMIC_SEQ_CST);
+    pthread_mutex_unlock(&pool.lock);
+    return gen;
+}
+
+static void *pool_worker(void *arg) {
+    int tid = (int)(long)arg;
+    long seen = 0;
+    for (;;) {
+        seen = pool_wait_task(seen);
+        // Every worker acknowledges every task, in the team or not, so no
+        // task is posted before all have read the previous one.
+        if (tid < pool.team) pool.fn(pool.arg, tid, pool.team);
+        __atomic_sub_fetch(&pool.remaining, 1, __ATOMIC_RELEASE);
+    }
+    return NULL;
+}
+
+// Creates workers up to tid nt - 1; returns the team size actually available.
+static int pool_grow(int nt) {
+    if (nt > POOL_MAX) nt = POOL_MAX;
+    pthread_mutex_lock(&pool_start_lock);
+    while (pool.started < nt - 1) {
+        pthread_t t;
+        pthread_attr_t attr;
+        pthread_attr_init(&attr);
+        pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+        int ok = pthread_create(&t, &attr, pool_worker, (void *)(long)(pool.started + 1)) == 0;
+        pthread_attr_destroy(&attr);
+        if (!ok) break;
+        pool.started++;
+    }
+    int team = pool.started + 1 < nt ? pool.started + 1 : nt;
+    pthread_mutex_unlock(&pool_start_lock);
+    return team;
+}
+
+void threads_pool_run(ThreadsTask fn, void *arg, int nt) {
+    if (nt > 1) nt = pool_grow(nt);
+    // A second caller (another thread of the program) runs alone rather than wait.
+    if (nt <= 1 || pthread_mutex_trylock(&pool_run_lock) != 0) {
+        fn(arg, 0, 1);
+        return;
+    }
+    pool.fn = fn;
+    pool.arg = arg;
+    pool.team = nt;
+    __atomic_store_n(&pool.remaining, pool.started, __ATOMIC_RELAXED);
+    // seq_cst with the sleeper count: either a worker about to sleep sees the
+    // new generation, or we see it counted and wake it.
+    __atomic_add_fetch(&pool.generation, 1, __ATOMIC_SEQ_CST);
+    if (__atomic_load_n(&pool.sleepers, __ATOMIC_SEQ_CST) > 0) {
+        pthread_mutex_lock(&pool.lock);
+        pthread_cond_broadcast(&pool.wake);
+        pthread_mutex_unlock(&pool.lock);
+    }
+    fn(arg, 0, nt);
+    for (int spins = 0; __atomic_load_n(&pool.remaining, __ATOMIC_ACQUIRE) > 0; spins++) {
+        cpu_relax();
+        if (spins > 64) sched_yield();  // a preempted worker needs the core
+    }
+    pthread_mutex_unlock(&pool_run_lock);
 }
