@@ -39,6 +39,9 @@ int threads_get(void) {
 // hold a core for long when the process is idle or the machine is shared.
 
 #define POOL_MAX 64
+#ifndef POOL_DONE_SPINS
+#define POOL_DONE_SPINS 100
+#endif
 #ifndef POOL_SPIN_NS
 #define POOL_SPIN_NS 200000L
 #endif
@@ -50,10 +53,12 @@ static struct {
     long generation;          // bumped for every task
     int sleepers;             // workers waiting on `wake`
     int remaining;            // workers that have not finished the current task
+    int caller_sleeping;      // the caller waits on `done` for `remaining` to reach 0
     ThreadsTask fn;
     void *arg;
     int team;
-} pool = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0, 0, 0, NULL, NULL, 0};
+} pool = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0, 0, 0, 0, NULL, NULL, 0};
+static pthread_cond_t pool_done = PTHREAD_COND_INITIALIZER;
 
 static pthread_mutex_t pool_start_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_mutex_t pool_run_lock = PTHREAD_MUTEX_INITIALIZER;  // one task at a time
@@ -102,7 +107,12 @@ static void *pool_worker(void *arg) {
         // Every worker acknowledges every task, in the team or not, so no
         // task is posted before all have read the previous one.
         if (tid < pool.team) pool.fn(pool.arg, tid, pool.team);
-        __atomic_sub_fetch(&pool.remaining, 1, __ATOMIC_RELEASE);
+        if (__atomic_sub_fetch(&pool.remaining, 1, __ATOMIC_SEQ_CST) == 0 &&
+            __atomic_load_n(&pool.caller_sleeping, __ATOMIC_SEQ_CST)) {
+            pthread_mutex_lock(&pool.lock);
+            pthread_cond_signal(&pool_done);
+            pthread_mutex_unlock(&pool.lock);
+        }
     }
     return NULL;
 }
@@ -146,9 +156,15 @@ void threads_pool_run(ThreadsTask fn, void *arg, int nt) {
         pthread_mutex_unlock(&pool.lock);
     }
     fn(arg, 0, nt);
+    // A short spin, then sleep: a preempted worker needs the core back.
     for (int spins = 0; __atomic_load_n(&pool.remaining, __ATOMIC_ACQUIRE) > 0; spins++) {
         cpu_relax();
-        if (spins > 64) sched_yield();  // a preempted worker needs the core
+        if (spins < POOL_DONE_SPINS) continue;
+        pthread_mutex_lock(&pool.lock);
+        __atomic_store_n(&pool.caller_sleeping, 1, __ATOMIC_SEQ_CST);
+        while (__atomic_load_n(&pool.remaining, __ATOMIC_SEQ_CST) > 0) pthread_cond_wait(&pool_done, &pool.lock);
+        __atomic_store_n(&pool.caller_sleeping, 0, __ATOMIC_SEQ_CST);
+        pthread_mutex_unlock(&pool.lock);
     }
     pthread_mutex_unlock(&pool_run_lock);
 }
