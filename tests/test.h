@@ -26,5 +26,28 @@ static inline double rel_diff(const float *a, const float *b, long n, double *ma
     return sqrt(num) / (den > 0 ? sqrt(den) : 1e-30);
 }
 
+static inline double dot(const float *a, const float *b, long n) {
+    double s = 0;
+    for (long i = 0; i < n; i++) s += (double)a[i] * b[i];
+    return s;
+}
+
+// Central differences of loss() with respect to every value of p: the max
+// |FD - analytic|, relative to the largest analytic value.
+typedef double (*LossFn)(void *ctx);
+static inline double fd_check(float *p, long n, const float *analytic, float eps, LossFn loss, void *ctx) {
+    double err = 0, scale = 1e-12;
+    for (long i = 0; i < n; i++) {
+        float saved = p[i];
+        p[i] = saved + eps; double lp = loss(ctx);
+        p[i] = saved - eps; double lm = loss(ctx);
+        p[i] = saved;
+        double fd = (lp - lm) / (2.0 * eps);
+        if (fabs(fd - analytic[i]) > err) err = fabs(fd - analytic[i]);
+        if (fabs(analytic[i]) > scale) scale = fabs(analytic[i]);
+    }
+    return err / scale;
+}
+
 #define TEST_EXIT() return test_failures ? 1 : 0
 #endif

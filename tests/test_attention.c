@@ -17,28 +17,6 @@ static float *random_floats(long n, float scale) {
 }
 static float *zeros(long n) { return calloc_check((size_t)n, sizeof(float)); }
 
-static double dot(const float *a, const float *b, long n) {
-    double s = 0;
-    for (long i = 0; i < n; i++) s += (double)a[i] * b[i];
-    return s;
-}
-
-typedef double (*LossFn)(void *ctx);
-
-// Max |FD - analytic| over p, relative to the largest analytic value.
-static double fd_check(float *p, long n, const float *analytic, float eps, LossFn loss, void *ctx) {
-    double err = 0, scale = 1e-12;
-    for (long i = 0; i < n; i++) {
-        float saved = p[i];
-        p[i] = saved + eps; double lp = loss(ctx);
-        p[i] = saved - eps; double lm = loss(ctx);
-        p[i] = saved;
-        double fd = (lp - lm) / (2.0 * eps);
-        if (fabs(fd - analytic[i]) > err) err = fabs(fd - analytic[i]);
-        if (fabs(analytic[i]) > scale) scale = fabs(analytic[i]);
-    }
-    return err / scale;
-}
 
 // ---------------------------------------------------------------------------
 // The core against naive loops

@@ -18,12 +18,6 @@ static float *random_floats(long n, float scale) {
 
 static float *zeros(long n) { return calloc_check((size_t)n, sizeof(float)); }
 
-static double dot(const float *a, const float *b, long n) {
-    double s = 0;
-    for (long i = 0; i < n; i++) s += (double)a[i] * b[i];
-    return s;
-}
-
 // Max |a - b| / max(max |b|, 1e-12): errors relative to the tensor's scale.
 static double max_rel(const float *a, const double *b, long n) {
     double err = 0, scale = 1e-12;
@@ -102,21 +96,6 @@ static double layernorm_loss(const float *x, const float *w, const float *b, con
     return loss;
 }
 
-// Central differences of loss() with respect to every value of p.
-typedef double (*LossFn)(void *ctx);
-static double fd_check(float *p, long n, const float *analytic, float eps, LossFn loss, void *ctx) {
-    double err = 0, scale = 1e-12;
-    for (long i = 0; i < n; i++) {
-        float saved = p[i];
-        p[i] = saved + eps; double lp = loss(ctx);
-        p[i] = saved - eps; double lm = loss(ctx);
-        p[i] = saved;
-        double fd = (lp - lm) / (2.0 * eps);
-        if (fabs(fd - analytic[i]) > err) err = fabs(fd - analytic[i]);
-        if (fabs(analytic[i]) > scale) scale = fabs(analytic[i]);
-    }
-    return err / scale;
-}
 
 typedef struct { float *x, *w, *b, *R; int N, C; } LnCtx;
 static double ln_loss(void *c) { LnCtx *k = c; return layernorm_loss(k->x, k->w, k->b, k->R, k->N, k->C); }
