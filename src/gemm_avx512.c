@@ -9,17 +9,13 @@
 
 #if defined(__x86_64__)
 #include <immintrin.h>
+#include "gemm_avx512_tile.h"
 #include <math.h>
 
 #define MR 12
 #define NR 32
 
 #define TARGET_AVX512 __attribute__((target("avx512f,avx512vl,fma")))
-
-TARGET_AVX512
-static inline __mmask16 tail_mask(int n) {
-    return n >= 16 ? (__mmask16)0xFFFF : n <= 0 ? (__mmask16)0 : (__mmask16)((1u << n) - 1);
-}
 
 // The kernel body for a tile of `rows` x (16 * vecs) within the 12 x 32
 // panels: compile-time constants after inlining, so each variant keeps only
@@ -49,21 +45,7 @@ static inline void kernel_body(const int rows, const int vecs, int kc, const flo
         }
         b += NR;
     }
-    __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);
-    __mmask16 mask0 = tail_mask(n), mask1 = tail_mask(n - 16);
-#pragma GCC unroll 12
-    for (int r = 0; r < rows; r++) {
-        if (r >= m) break;
-        float *cr = c + r * ldc;
-        __m512 x0 = _mm512_mul_ps(va, acc[r][0]);
-        if (beta != 0.0f) x0 = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(mask0, cr), x0);
-        _mm512_mask_storeu_ps(cr, mask0, x0);
-        if (vecs > 1) {
-            __m512 x1 = _mm512_mul_ps(va, acc[r][1]);
-            if (beta != 0.0f) x1 = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(mask1, cr + 16), x1);
-            _mm512_mask_storeu_ps(cr + 16, mask1, x1);
-        }
-    }
+    store_tile(acc, rows, vecs, c, ldc, m, n, alpha, beta);
 }
 
 #define DEFINE_KERNEL(name, rows, vecs) \

@@ -13,17 +13,13 @@
 
 #if defined(__x86_64__)
 #include <immintrin.h>
+#include "gemm_avx512_tile.h"
 #include <stdint.h>
 
 #define MR 12
 #define NR 32
 
 #define TARGET_BF16 __attribute__((target("avx512f,avx512vl,avx512bw,avx512bf16,fma")))
-
-TARGET_BF16
-static inline __mmask16 tail_mask16(int n) {
-    return n >= 16 ? (__mmask16)0xFFFF : n <= 0 ? (__mmask16)0 : (__mmask16)((1u << n) - 1);
-}
 
 // 16 floats -> 16 bf16 (hardware rounding: nearest even, NaN kept) in the
 // low halves of 16 words.
@@ -72,9 +68,9 @@ static void pack_rows_bf16(float *panel, const float *src, long ld, int n, int k
     uint32_t *out = (uint32_t *)panel;
     for (int r0 = 0; r0 < w; r0 += 16) {
         int rows = n - r0 < 16 ? (n - r0 > 0 ? n - r0 : 0) : 16;
-        __mmask16 store_mask = tail_mask16(w - r0 < 16 ? w - r0 : 16);
+        __mmask16 store_mask = tail_mask(w - r0 < 16 ? w - r0 : 16);
         for (int k0 = 0; k0 < kc; k0 += 32) {
-            __mmask16 lo_mask = tail_mask16(kc - k0), hi_mask = tail_mask16(kc - k0 - 16);
+            __mmask16 lo_mask = tail_mask(kc - k0), hi_mask = tail_mask(kc - k0 - 16);
             __m512i r[16];
 #pragma GCC unroll 16
             for (int i = 0; i < 16; i++) {
@@ -103,7 +99,7 @@ static void pack_columns_bf16(float *panel, const float *src, long ld, int n, in
         const float *s0 = src + k * ld, *s1 = s0 + ld;
         uint32_t *d = out + (long)(k / 2) * w;
         for (int r0 = 0; r0 < w; r0 += 16) {
-            __mmask16 load_mask = tail_mask16(n - r0), store_mask = tail_mask16(w - r0);
+            __mmask16 load_mask = tail_mask(n - r0), store_mask = tail_mask(w - r0);
             __m512i even = bf16_low(_mm512_maskz_loadu_ps(load_mask, s0 + r0));
             __m512i odd = k + 1 < kc ? bf16_low(_mm512_maskz_loadu_ps(load_mask, s1 + r0)) : _mm512_setzero_si512();
             _mm512_mask_storeu_epi32(d + r0, store_mask, _mm512_or_si512(even, _mm512_slli_epi32(odd, 16)));
@@ -136,21 +132,7 @@ static inline void kernel_body_bf16(const int rows, const int vecs, int kc, cons
         ap += MR;
         bp += NR / 16;
     }
-    __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);
-    __mmask16 mask0 = tail_mask16(n), mask1 = tail_mask16(n - 16);
-#pragma GCC unroll 12
-    for (int r = 0; r < rows; r++) {
-        if (r >= m) break;
-        float *cr = c + r * ldc;
-        __m512 x0 = _mm512_mul_ps(va, acc[r][0]);
-        if (beta != 0.0f) x0 = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(mask0, cr), x0);
-        _mm512_mask_storeu_ps(cr, mask0, x0);
-        if (vecs > 1) {
-            __m512 x1 = _mm512_mul_ps(va, acc[r][1]);
-            if (beta != 0.0f) x1 = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(mask1, cr + 16), x1);
-            _mm512_mask_storeu_ps(cr + 16, mask1, x1);
-        }
-    }
+    store_tile(acc, rows, vecs, c, ldc, m, n, alpha, beta);
 }
 
 #define DEFINE_KERNEL(name, rows, vecs) \
