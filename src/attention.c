@@ -6,6 +6,7 @@
 #include <string.h>
 #include "common.h"
 #include "gemm.h"
+#include "threads.h"
 #include "kernels.h"
 
 // Below this many multiply-adds per call the (batch, head) loop runs on one
@@ -81,70 +82,88 @@ static float row_dot(const float *a, const float *b, int n) {
     return dot;
 }
 
-// The forward of both interfaces. With dropout on, the mask goes to
-// store_keep and the dropped probabilities to store_drop when those are
-// non-NULL (else to a per-thread tile).
-static void forward_core(float *out, float *probs, float *store_drop, uint8_t *store_keep,
-                         const float *q, const float *k, const float *v, const uint8_t *key_pad,
-                         const AttnDims *d, const ProbDropout *pd) {
-    int B = d->B, Tq = d->Tq, Tk = d->Tk, C = d->C, NH = d->NH, HS = C / NH;
+// The operands of one call of forward_core, backward_core or
+// recompute_weighted_values, whose loop bodies run one (batch, head) tile
+// per index on the pool (tiles are disjoint).
+typedef struct {
+    float *out, *probs, *store_drop;
+    uint8_t *store_keep;
+    float *dq, *dk, *dv, *dprobs;
+    const float *q, *k, *v, *dout, *probs_in;
+    const uint8_t *key_pad;
+    const AttnDims *d;
+    const ProbDropout *pd;
+} AttnTiles;
+
+static void run_tiles(ThreadsRange body, const AttnTiles *t) {
+    const AttnDims *d = t->d;
+    long work = (long)d->B * d->NH * d->Tq * d->Tk * (d->C / d->NH);
+    threads_for((long)d->B * d->NH, work >= ATTN_PARALLEL_MIN_WORK, body, (void *)t);
+}
+
+// Scores, mask, softmax, dropout and the weighted sum of values of a tile
+// while it is in cache. With dropout on, the mask goes to store_keep and the
+// dropped probabilities to store_drop when those are non-NULL (else to a
+// per-thread tile).
+static void forward_tiles(void *arg, long bh0, long bh1) {
+    const AttnTiles *t = arg;
+    const AttnDims *d = t->d;
+    const ProbDropout *pd = t->pd;
+    int Tq = d->Tq, Tk = d->Tk, C = d->C, NH = d->NH, HS = C / NH;
     float scale = 1.0f / sqrtf((float)HS);
     long att_size = (long)Tq * Tk;
-    long work = (long)B * NH * att_size * HS;
-    // One (batch, head) tile per iteration, all disjoint: scores, mask,
-    // softmax, dropout and the weighted sum of values while the tile is in
-    // cache, in one parallel region.
-    #pragma omp parallel for schedule(static) if (work >= ATTN_PARALLEL_MIN_WORK)
-    for (int bh = 0; bh < B * NH; bh++) {
-        int b = bh / NH, h = bh % NH;
+    for (long bh = bh0; bh < bh1; bh++) {
+        int b = (int)(bh / NH), h = (int)(bh % NH);
         long base = bh * att_size;
-        const float *qh = q + (long)b * Tq * d->ldq + h * HS;
-        const float *kh = k + (long)b * d->kv_rows * d->ldkv + h * HS;
-        const float *vh = v + (long)b * d->kv_rows * d->ldkv + h * HS;
-        float *p = probs + base, *p_used = p;
+        const float *qh = t->q + (long)b * Tq * d->ldq + h * HS;
+        const float *kh = t->k + (long)b * d->kv_rows * d->ldkv + h * HS;
+        const float *vh = t->v + (long)b * d->kv_rows * d->ldkv + h * HS;
+        float *p = t->probs + base, *p_used = p;
         gemm(0, 1, Tq, Tk, HS, scale, qh, d->ldq, kh, d->ldkv, 0.0f, p, Tk);
-        masked_softmax_forward(p, p, key_pad ? key_pad + (long)b * d->kv_rows : NULL, Tq, Tk, d->causal);
+        masked_softmax_forward(p, p, t->key_pad ? t->key_pad + (long)b * d->kv_rows : NULL, Tq, Tk, d->causal);
         if (pd->on) {
-            p_used = store_drop ? store_drop + base : tile_scratch(att_size);
+            p_used = t->store_drop ? t->store_drop + base : tile_scratch(att_size);
             apply_prob_dropout(p_used, p, att_size, base, pd);   // pd has no stored mask here
-            if (store_keep)   // kept for inspection only (attention_forward's interface)
+            if (t->store_keep)   // kept for inspection only (attention_forward's interface)
                 for (long j = 0; j < att_size; j++)
-                    store_keep[base + j] = (uint8_t)dropout_keep(pd->key_lo, pd->key_hi, (uint64_t)(base + j),
-                                                                 pd->threshold);
+                    t->store_keep[base + j] = (uint8_t)dropout_keep(pd->key_lo, pd->key_hi, (uint64_t)(base + j),
+                                                                    pd->threshold);
         }
         // Weighted sum of values, written into the head's columns of out.
-        gemm(0, 0, Tq, HS, Tk, 1.0f, p_used, Tk, vh, d->ldkv, 0.0f, out + (long)b * Tq * C + h * HS, C);
+        gemm(0, 0, Tq, HS, Tk, 1.0f, p_used, Tk, vh, d->ldkv, 0.0f, t->out + (long)b * Tq * C + h * HS, C);
     }
 }
 
-// The backward of both interfaces; dprobs (B, NH, Tq, Tk) is scratch.
-static void backward_core(float *dq, float *dk, float *dv, float *dprobs,
-                          const float *dout, const float *q, const float *k, const float *v,
-                          const float *probs, const AttnDims *d, const ProbDropout *pd) {
-    int B = d->B, Tq = d->Tq, Tk = d->Tk, C = d->C, NH = d->NH, HS = C / NH;
+// The forward of both interfaces.
+static void forward_core(float *out, float *probs, float *store_drop, uint8_t *store_keep,
+                         const float *q, const float *k, const float *v, const uint8_t *key_pad,
+                         const AttnDims *d, const ProbDropout *pd) {
+    AttnTiles t = {.out = out, .probs = probs, .store_drop = store_drop, .store_keep = store_keep,
+                   .q = q, .k = k, .v = v, .key_pad = key_pad, .d = d, .pd = pd};
+    run_tiles(forward_tiles, &t);
+}
+
+static void backward_tiles(void *arg, long bh0, long bh1) {
+    const AttnTiles *t = arg;
+    const AttnDims *d = t->d;
+    const ProbDropout *pd = t->pd;
+    int Tq = d->Tq, Tk = d->Tk, C = d->C, NH = d->NH, HS = C / NH;
     float scale = 1.0f / sqrtf((float)HS);
     long att_size = (long)Tq * Tk;
-    long work = (long)B * NH * att_size * HS;
-    // One (batch, head) tile per iteration, as in the forward.
-    #pragma omp parallel for schedule(static) if (work >= ATTN_PARALLEL_MIN_WORK)
-    for (int bh = 0; bh < B * NH; bh++) {
-        int b = bh / NH, h = bh % NH;
+    for (long bh = bh0; bh < bh1; bh++) {
+        int b = (int)(bh / NH), h = (int)(bh % NH);
         long base = bh * att_size;
         long q_off = (long)b * Tq * d->ldq + h * HS;
         long kv_off = (long)b * d->kv_rows * d->ldkv + h * HS;
-        const float *doh = dout + (long)b * Tq * C + h * HS;
-        const float *p = probs + base;
-        float *ds = dprobs + base;
+        const float *doh = t->dout + (long)b * Tq * C + h * HS;
+        const float *p = t->probs_in + base;
+        float *ds = t->dprobs + base;
         // dV += P_used^T dout, with P_used rebuilt in the scratch tile.
-        if (pd->on) {
-            apply_prob_dropout(ds, p, att_size, base, pd);
-        }
-        gemm(1, 0, Tk, HS, Tq, 1.0f, pd->on ? ds : p, Tk, doh, C, 1.0f, dv + kv_off, d->ldkv);
+        if (pd->on) apply_prob_dropout(ds, p, att_size, base, pd);
+        gemm(1, 0, Tk, HS, Tq, 1.0f, pd->on ? ds : p, Tk, doh, C, 1.0f, t->dv + kv_off, d->ldkv);
         // dP_used = dout V^T, then through the dropout: dP = dP_used * keep / (1 - p).
-        gemm(0, 1, Tq, Tk, HS, 1.0f, doh, C, v + kv_off, d->ldkv, 0.0f, ds, Tk);
-        if (pd->on) {
-            apply_prob_dropout(ds, ds, att_size, base, pd);
-        }
+        gemm(0, 1, Tq, Tk, HS, 1.0f, doh, C, t->v + kv_off, d->ldkv, 0.0f, ds, Tk);
+        if (pd->on) apply_prob_dropout(ds, ds, att_size, base, pd);
         // Softmax backward in place, row by row: dS = P * (dP - <P, dP>).
         // Hidden keys have P = 0 and get no gradient.
         for (int i = 0; i < Tq; i++) {
@@ -155,8 +174,36 @@ static void backward_core(float *dq, float *dk, float *dv, float *dprobs,
             for (int j = 0; j < Tk; j++) g[j] = pi[j] * (g[j] - dot);
         }
         // dQ += scale dS K, dK += scale dS^T Q.
-        gemm(0, 0, Tq, HS, Tk, scale, ds, Tk, k + kv_off, d->ldkv, 1.0f, dq + q_off, d->ldq);
-        gemm(1, 0, Tk, HS, Tq, scale, ds, Tk, q + q_off, d->ldq, 1.0f, dk + kv_off, d->ldkv);
+        gemm(0, 0, Tq, HS, Tk, scale, ds, Tk, t->k + kv_off, d->ldkv, 1.0f, t->dq + q_off, d->ldq);
+        gemm(1, 0, Tk, HS, Tq, scale, ds, Tk, t->q + q_off, d->ldq, 1.0f, t->dk + kv_off, d->ldkv);
+    }
+}
+
+// The backward of both interfaces; dprobs (B, NH, Tq, Tk) is scratch.
+static void backward_core(float *dq, float *dk, float *dv, float *dprobs,
+                          const float *dout, const float *q, const float *k, const float *v,
+                          const float *probs, const AttnDims *d, const ProbDropout *pd) {
+    AttnTiles t = {.dq = dq, .dk = dk, .dv = dv, .dprobs = dprobs, .dout = dout, .q = q, .k = k, .v = v,
+                   .probs_in = probs, .d = d, .pd = pd};
+    run_tiles(backward_tiles, &t);
+}
+
+static void weighted_values_tiles(void *arg, long bh0, long bh1) {
+    const AttnTiles *t = arg;
+    const AttnDims *d = t->d;
+    int Tq = d->Tq, Tk = d->Tk, C = d->C, NH = d->NH, HS = C / NH;
+    long att_size = (long)Tq * Tk;
+    for (long bh = bh0; bh < bh1; bh++) {
+        int b = (int)(bh / NH), h = (int)(bh % NH);
+        long base = bh * att_size;
+        const float *p = t->probs_in + base;
+        if (t->pd->on) {
+            float *pu = tile_scratch(att_size);
+            apply_prob_dropout(pu, p, att_size, base, t->pd);
+            p = pu;
+        }
+        gemm(0, 0, Tq, HS, Tk, 1.0f, p, Tk, t->v + (long)b * d->kv_rows * d->ldkv + h * HS, d->ldkv, 0.0f,
+             t->out + (long)b * Tq * C + h * HS, C);
     }
 }
 
@@ -165,22 +212,8 @@ static void backward_core(float *dq, float *dk, float *dv, float *dprobs,
 // on the same values), for a backward that did not keep the output.
 static void recompute_weighted_values(float *out, const float *probs, const float *v, const AttnDims *d,
                                       const ProbDropout *pd) {
-    int B = d->B, Tq = d->Tq, Tk = d->Tk, C = d->C, NH = d->NH, HS = C / NH;
-    long att_size = (long)Tq * Tk;
-    long work = (long)B * NH * att_size * HS;
-    #pragma omp parallel for schedule(static) if (work >= ATTN_PARALLEL_MIN_WORK)
-    for (int bh = 0; bh < B * NH; bh++) {
-        int b = bh / NH, h = bh % NH;
-        long base = bh * att_size;
-        const float *p = probs + base;
-        if (pd->on) {
-            float *pu = tile_scratch(att_size);
-            apply_prob_dropout(pu, p, att_size, base, pd);
-            p = pu;
-        }
-        gemm(0, 0, Tq, HS, Tk, 1.0f, p, Tk, v + (long)b * d->kv_rows * d->ldkv + h * HS, d->ldkv, 0.0f,
-             out + (long)b * Tq * C + h * HS, C);
-    }
+    AttnTiles t = {.out = out, .probs_in = probs, .v = v, .d = d, .pd = pd};
+    run_tiles(weighted_values_tiles, &t);
 }
 
 void attention_forward(float *out, float *probs, float *probs_drop, uint8_t *drop_keep,

@@ -160,6 +160,53 @@ static void log_softmax(float *x, int n) {
     for (int i = 0; i < n; i++) x[i] -= lse;
 }
 
+// The per-row loops of the decoding timings, on the pool.
+typedef struct {
+    float *logits;        // (rows, V)
+    int V, K;
+    int *tokens, *from;
+    const double *score;
+    double *next_score;
+} RowsTask;
+
+static void argmax_rows(void *arg, long b0, long b1) {
+    const RowsTask *t = arg;
+    for (long b = b0; b < b1; b++) t->tokens[b] = argmax(t->logits + b * t->V, t->V);
+}
+
+static void log_softmax_rows(void *arg, long i0, long i1) {
+    const RowsTask *t = arg;
+    for (long i = i0; i < i1; i++) log_softmax(t->logits + i * t->V, t->V);
+}
+
+// The K best (parent, token) pairs of each sentence, by insertion.
+static void beam_select_sentences(void *arg, long b0, long b1) {
+    const RowsTask *t = arg;
+    int K = t->K, V = t->V;
+    for (long b = b0; b < b1; b++) {
+        double best[16];
+        int best_parent[16], best_token[16], kept = 0;
+        for (int h = (int)b * K; h < (int)(b + 1) * K; h++) {
+            const float *lp = t->logits + (long)h * V;
+            for (int v = 0; v < V; v++) {
+                double s = t->score[h] + lp[v];
+                if (kept == K && s <= best[K - 1]) continue;
+                int at = kept < K ? kept++ : K - 1;
+                while (at > 0 && best[at - 1] < s) {
+                    best[at] = best[at - 1]; best_parent[at] = best_parent[at - 1]; best_token[at] = best_token[at - 1];
+                    at--;
+                }
+                best[at] = s; best_parent[at] = h; best_token[at] = v;
+            }
+        }
+        for (int j = 0; j < K; j++) {
+            t->from[b * K + j] = best_parent[j];
+            t->tokens[b * K + j] = best_token[j];
+            t->next_score[b * K + j] = best[j];
+        }
+    }
+}
+
 static int encode_sources(Model *m, const BenchPreset *p, int **src_out) {
     Rng rng;
     rng_seed(&rng, 2);
@@ -180,8 +227,8 @@ static int bench_greedy(Model *m, const BenchPreset *p, double *seconds) {
     for (int b = 0; b < B; b++) tokens[b] = BOS_ID;
     for (int pos = 0; rc == 0 && pos < DECODE_STEPS; pos++) {
         if (decode_step(m, &st, tokens, pos) != 0) { rc = -1; break; }
-        #pragma omp parallel for schedule(static)
-        for (int b = 0; b < B; b++) tokens[b] = argmax(st.logits + (long)b * V, V);
+        RowsTask t = {.logits = st.logits, .V = V, .tokens = tokens};
+        threads_for(B, 1, argmax_rows, &t);
     }
     *seconds = monotonic_seconds() - t0;
     free(src);
@@ -210,32 +257,10 @@ static int bench_beam(Model *m, const BenchPreset *p, int K, double *seconds) {
     for (int i = 0; i < N; i++) { tokens[i] = BOS_ID; score[i] = i % K == 0 ? 0.0 : -1e30; }
     for (int pos = 0; rc == 0 && pos < DECODE_STEPS; pos++) {
         if (decode_step(m, &st, tokens, pos) != 0) { rc = -1; break; }
-        #pragma omp parallel for schedule(static)
-        for (int i = 0; i < N; i++) log_softmax(st.logits + (long)i * V, V);
-        #pragma omp parallel for schedule(static)
-        for (int b = 0; b < B; b++) {
-            // The K best (parent, token) pairs of the sentence, by insertion.
-            double best[16];
-            int best_parent[16], best_token[16], kept = 0;
-            for (int h = b * K; h < (b + 1) * K; h++) {
-                const float *lp = st.logits + (long)h * V;
-                for (int v = 0; v < V; v++) {
-                    double s = score[h] + lp[v];
-                    if (kept == K && s <= best[K - 1]) continue;
-                    int at = kept < K ? kept++ : K - 1;
-                    while (at > 0 && best[at - 1] < s) {
-                        best[at] = best[at - 1]; best_parent[at] = best_parent[at - 1]; best_token[at] = best_token[at - 1];
-                        at--;
-                    }
-                    best[at] = s; best_parent[at] = h; best_token[at] = v;
-                }
-            }
-            for (int j = 0; j < K; j++) {
-                from[b * K + j] = best_parent[j];
-                tokens[b * K + j] = best_token[j];
-                next_score[b * K + j] = best[j];
-            }
-        }
+        RowsTask t = {.logits = st.logits, .V = V, .tokens = tokens, .K = K, .from = from, .score = score,
+                      .next_score = next_score};
+        threads_for(N, 1, log_softmax_rows, &t);
+        threads_for(B, 1, beam_select_sentences, &t);
         memcpy(score, next_score, sizeof(double) * N);
         decode_reorder(&st, m, from, pos + 1);
     }

@@ -332,58 +332,19 @@ static void row_copy(Translator *tr, Rows *b, int dst, const Rows *a, int src, i
     b->rng[dst] = a->rng[src];
 }
 
-// Block i of data (blocks `stride` floats apart, `n` floats used) becomes old
-// block from[i], for the rows where changed[i]; through tmp, so any
-// permutation is safe. Rows that keep their content are not touched.
-static void gather_changed(float *data, float *tmp, const int *from, const uint8_t *changed, int B,
-                           long stride, long n) {
-    long k = 0;
-    for (int i = 0; i < B; i++)
-        if (changed[i]) memcpy(tmp + (k++) * n, data + from[i] * stride, (size_t)n * sizeof(float));
-    k = 0;
-    for (int i = 0; i < B; i++)
-        if (changed[i]) memcpy(data + i * stride, tmp + (k++) * n, (size_t)n * sizeof(float));
-}
-
 // The caches of new row i become those of old row from[i] (i < new_B), with
 // positions [0, n_pos). Self-attention keys/values move only for rows with
 // from[i] != i; the projected memory and its padding only where the row's
 // sentence changes (all rows of a sentence share one memory), so a beam step
 // without finished sentences copies no memory at all.
 static void reorder_rows(Translator *tr, const int *from, int old_B, int new_B, int n_pos) {
-    DecodeState *st = &tr->st;
     const int *old_sent = tr->cur.sent;
-    uint8_t *self_changed = tr->self_changed, *mem_changed = tr->mem_changed;
-    int any_self = 0, any_mem = 0;
     for (int i = 0; i < new_B; i++) {
-        self_changed[i] = from[i] != i;
-        mem_changed[i] = i >= old_B || old_sent[i] != old_sent[from[i]];
-        any_self |= self_changed[i];
-        any_mem |= mem_changed[i];
+        tr->self_changed[i] = from[i] != i;
+        tr->mem_changed[i] = i >= old_B || old_sent[i] != old_sent[from[i]];
     }
-    long C = tr->C;
-    for (int l = 0; l < tr->m->config.n_dec_layers && any_self; l++) {
-        long off = (long)l * st->max_B * st->max_T * C;
-        gather_changed(st->self_k + off, st->reorder_tmp, from, self_changed, new_B, st->max_T * C, n_pos * C);
-        gather_changed(st->self_v + off, st->reorder_tmp, from, self_changed, new_B, st->max_T * C, n_pos * C);
-    }
-    for (int l = 0; l < tr->m->config.n_dec_layers && any_mem; l++) {
-        long off = (long)l * st->max_B * st->max_S * 2 * C;
-        gather_changed(st->cross_kv + off, st->reorder_tmp, from, mem_changed, new_B, st->max_S * 2 * C,
-                       st->S * 2 * C);
-    }
-    if (any_mem) {
-        for (int i = 0; i < new_B; i++)
-            memcpy(st->reorder_pad + (long)i * st->max_S, st->mem_pad + (long)from[i] * st->max_S, (size_t)st->S);
-        for (int i = 0; i < new_B; i++)
-            if (mem_changed[i])
-                memcpy(st->mem_pad + (long)i * st->max_S, st->reorder_pad + (long)i * st->max_S, (size_t)st->S);
-    }
-    // keep decode_reorder's memory classes true for the moved rows
-    int *new_class = st->mem_class + st->max_B;
-    for (int i = 0; i < new_B; i++) new_class[i] = st->mem_class[from[i]];
-    memcpy(st->mem_class, new_class, (size_t)new_B * sizeof(int));
-    st->B = new_B;
+    decode_move_rows(&tr->st, tr->m, from, tr->self_changed, tr->mem_changed, new_B, n_pos);
+    tr->st.B = new_B;
 }
 
 // ----------------------------------------------------------------------------

@@ -2,6 +2,7 @@
 #include "diagnostics.h"
 #include "common.h"
 #include "json.h"
+#include "optim.h"
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -166,13 +167,6 @@ static void report(DiagResult *res, DiagAction action, const char *fmt, ...) {
     if (action > res->action) res->action = action;
 }
 
-static double sum_of_squares(const float *x, long n) {
-    double s = 0;
-    #pragma omp parallel for reduction(+:s) schedule(static) if (n > 65536)
-    for (long i = 0; i < n; i++) s += (double)x[i] * x[i];
-    return s;
-}
-
 // One pass: per-tensor and per-group sums of squares. Returns the global norm
 // (NaN/Inf when any gradient is non-finite; a float squared cannot overflow
 // a double, so a non-finite sum means a non-finite element).
@@ -180,7 +174,7 @@ static double scan_grads(Diag *d) {
     double total = 0;
     for (int g = 0; g < d->n_groups; g++) d->group_grad_norm[g] = 0;
     for (int i = 0; i < d->n_tensors; i++) {
-        d->tensor_sumsq[i] = sum_of_squares(d->grads[i].data, d->grads[i].numel);
+        d->tensor_sumsq[i] = sum_squares(d->grads[i].data, d->grads[i].numel);
         d->group_grad_norm[d->tensor_group[i]] += d->tensor_sumsq[i];
         total += d->tensor_sumsq[i];
     }
@@ -364,7 +358,7 @@ void diag_layer_stats_json(Diag *d, long step, StrBuf *out) {
     for (int i = 0; i < d->n_tensors && d->params; i++) {
         const TensorView *p = &d->params[i];
         int g = d->tensor_group[i];
-        weight_sq[g] += sum_of_squares(p->data, p->numel);
+        weight_sq[g] += sum_squares(p->data, p->numel);
         if (d->snapshot_valid) {
             double s = 0;
             for (long k = 0; k < p->numel; k++) {

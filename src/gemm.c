@@ -21,7 +21,6 @@
 #include "gemm_internal.h"
 #include "threads.h"
 #include "common.h"
-#include <omp.h>
 #include <sched.h>
 #include <stdlib.h>
 #include <string.h>
@@ -434,7 +433,7 @@ void gemm(int trans_a, int trans_b, int M, int N, int K, float alpha,
     }
     GemmArgs g = {trans_a, trans_b, M, N, K, alpha, beta, A, B, C, lda, ldb, ldc, NULL};
     int nt = threads_get();
-    if (omp_in_parallel() || (long)M * N * K < GEMM_PARALLEL_MIN_MACS) nt = 1;
+    if (threads_in_task() || (long)M * N * K < GEMM_PARALLEL_MIN_MACS) nt = 1;
     int align;
     GemmDirect direct = direct_kernel(path, trans_a, trans_b, M, &align);
     if (direct) {
@@ -531,6 +530,6 @@ void gemm_prepacked(int trans_a, int M, float alpha, const float *A, int lda,
     }
     GemmArgs g = {trans_a, pb->trans_b, M, N, K, alpha, beta, A, NULL, C, lda, 0, ldc, pb->panels};
     int nt = threads_get();
-    if (omp_in_parallel() || (long)M * N * K < GEMM_PARALLEL_MIN_MACS) nt = 1;
+    if (threads_in_task() || (long)M * N * K < GEMM_PARALLEL_MIN_MACS) nt = 1;
     gemm_packed_driver(&g, path, nt);
 }

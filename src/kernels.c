@@ -1,9 +1,15 @@
 // Layer kernels, forward and backward side by side. See kernels.h for the
-// conventions (accumulating backward, deterministic OpenMP loops).
+// conventions (accumulating backward, deterministic parallel loops).
+//
+// Each parallel kernel packs its operands into a small struct and hands a
+// loop body over a range of rows (or values, or column blocks) to
+// threads_for, which runs one contiguous range per pool thread: where a
+// value lands never depends on the thread count.
 #include "kernels.h"
 #include <math.h>
 #include <string.h>
 #include "gemm.h"
+#include "threads.h"
 
 // Reductions over rows (dbias, dweight of LayerNorm, embedding tables) split
 // the columns into blocks of this width: each thread owns whole columns, so
@@ -19,35 +25,58 @@
 // then add in vector lanes; the order is fixed at compile time, so results
 // stay deterministic).
 
+static int col_blocks(int C) { return (C + COL_BLOCK - 1) / COL_BLOCK; }
+
 // Sums the rows of x (N, C) into y (C), y += sum_n x[n, :].
-static void column_sums_accumulate(float *y, const float *x, int N, int C) {
-    int n_blocks = (C + COL_BLOCK - 1) / COL_BLOCK;
-    #pragma omp parallel for schedule(static) if ((long)N * C >= PARALLEL_MIN_WORK)
-    for (int blk = 0; blk < n_blocks; blk++) {
-        int c0 = blk * COL_BLOCK, c1 = c0 + COL_BLOCK < C ? c0 + COL_BLOCK : C;
+typedef struct {
+    float *y;
+    const float *x;
+    int N, C;
+} ColumnSums;
+
+static void column_sums_blocks(void *arg, long blk0, long blk1) {
+    const ColumnSums *a = arg;
+    for (long blk = blk0; blk < blk1; blk++) {
+        int c0 = (int)blk * COL_BLOCK, c1 = c0 + COL_BLOCK < a->C ? c0 + COL_BLOCK : a->C;
         float acc[COL_BLOCK] = {0};
-        for (int n = 0; n < N; n++) {
-            const float *row = x + (long)n * C + c0;
+        for (int n = 0; n < a->N; n++) {
+            const float *row = a->x + (long)n * a->C + c0;
             #pragma omp simd
             for (int c = 0; c < c1 - c0; c++) acc[c] += row[c];
         }
-        for (int c = c0; c < c1; c++) y[c] += acc[c - c0];
+        for (int c = c0; c < c1; c++) a->y[c] += acc[c - c0];
     }
+}
+
+static void column_sums_accumulate(float *y, const float *x, int N, int C) {
+    ColumnSums a = {y, x, N, C};
+    threads_for(col_blocks(C), (long)N * C >= PARALLEL_MIN_WORK, column_sums_blocks, &a);
 }
 
 // ---------------------------------------------------------------------------
 // Linear
 
+typedef struct {
+    float *out;
+    const float *bias;
+    int OC;
+} BiasRows;
+
+static void add_bias_rows(void *arg, long n0, long n1) {
+    const BiasRows *a = arg;
+    for (long n = n0; n < n1; n++) {
+        float *row = a->out + n * a->OC;
+        #pragma omp simd
+        for (int o = 0; o < a->OC; o++) row[o] += a->bias[o];
+    }
+}
+
 void linear_forward(float *out, const float *inp, const float *weight, const float *bias,
                     int N, int IC, int OC) {
     gemm(0, 1, N, OC, IC, 1.0f, inp, IC, weight, IC, 0.0f, out, OC);
     if (!bias) return;
-    #pragma omp parallel for schedule(static) if ((long)N * OC >= PARALLEL_MIN_WORK)
-    for (int n = 0; n < N; n++) {
-        float *row = out + (long)n * OC;
-        #pragma omp simd
-        for (int o = 0; o < OC; o++) row[o] += bias[o];
-    }
+    BiasRows a = {out, bias, OC};
+    threads_for(N, (long)N * OC >= PARALLEL_MIN_WORK, add_bias_rows, &a);
 }
 
 void linear_backward(float *dinp, float *dweight, float *dbias,
@@ -64,7 +93,7 @@ void linear_backward(float *dinp, float *dweight, float *dbias,
 // The LayerNorm input is x, or x + x2 when `residual` (the sum is formed in
 // the loops, never stored, rounded exactly as residual_forward rounds it).
 // The row functions are forced inline with a constant `residual` into each
-// public kernel's parallel loop, so each gets its own straight vector loops.
+// public kernel's loop body, so each gets its own straight vector loops.
 
 static inline __attribute__((always_inline)) void layernorm_forward_row(
         float *y, float *mean, float *rstd, const float *x, const float *x2, int residual,
@@ -86,31 +115,65 @@ static inline __attribute__((always_inline)) void layernorm_forward_row(
     *rstd = s;
 }
 
+// The operands of every LayerNorm kernel: input a (N, C), plus b for the
+// residual forms; statistics mean, rstd (N).
+typedef struct {
+    float *out, *mean, *rstd;             // forward outputs (out: dinp in the backward)
+    float *dweight, *dbias;
+    const float *a, *b, *dout, *weight, *bias;
+    const float *mean_in, *rstd_in;       // saved statistics (recompute, backward)
+    int N, C;
+} LayerNormArgs;
+
+static int layernorm_parallel(int N, int C) { return (long)N * C >= PARALLEL_MIN_WORK; }
+
+static void layernorm_forward_rows(void *arg, long n0, long n1) {
+    const LayerNormArgs *a = arg;
+    long C = a->C;
+    for (long n = n0; n < n1; n++)
+        layernorm_forward_row(a->out + n * C, a->mean + n, a->rstd + n, a->a + n * C, NULL, 0, a->weight,
+                              a->bias, a->C);
+}
+
 void layernorm_forward(float *out, float *mean, float *rstd,
                        const float *inp, const float *weight, const float *bias, int N, int C) {
-    #pragma omp parallel for schedule(static) if ((long)N * C >= PARALLEL_MIN_WORK)
-    for (int n = 0; n < N; n++)
-        layernorm_forward_row(out + (long)n * C, mean + n, rstd + n, inp + (long)n * C, NULL, 0, weight, bias, C);
+    LayerNormArgs a = {.out = out, .mean = mean, .rstd = rstd, .a = inp, .weight = weight, .bias = bias,
+                       .N = N, .C = C};
+    threads_for(N, layernorm_parallel(N, C), layernorm_forward_rows, &a);
+}
+
+static void layernorm_residual_forward_rows(void *arg, long n0, long n1) {
+    const LayerNormArgs *a = arg;
+    long C = a->C;
+    for (long n = n0; n < n1; n++)
+        layernorm_forward_row(a->out + n * C, a->mean + n, a->rstd + n, a->a + n * C, a->b + n * C, 1,
+                              a->weight, a->bias, a->C);
 }
 
 void layernorm_residual_forward(float *out, float *mean, float *rstd, const float *a, const float *b,
                                 const float *weight, const float *bias, int N, int C) {
-    #pragma omp parallel for schedule(static) if ((long)N * C >= PARALLEL_MIN_WORK)
-    for (int n = 0; n < N; n++)
-        layernorm_forward_row(out + (long)n * C, mean + n, rstd + n, a + (long)n * C, b + (long)n * C, 1,
-                              weight, bias, C);
+    LayerNormArgs args = {.out = out, .mean = mean, .rstd = rstd, .a = a, .b = b, .weight = weight,
+                          .bias = bias, .N = N, .C = C};
+    threads_for(N, layernorm_parallel(N, C), layernorm_residual_forward_rows, &args);
 }
 
-void layernorm_residual_recompute(float *out, const float *a, const float *b, const float *weight,
-                                  const float *bias, const float *mean, const float *rstd, int N, int C) {
-    #pragma omp parallel for schedule(static) if ((long)N * C >= PARALLEL_MIN_WORK)
-    for (int n = 0; n < N; n++) {
-        const float *x = a + (long)n * C, *x2 = b + (long)n * C;
-        float *y = out + (long)n * C, mf = mean[n], s = rstd[n];
+static void layernorm_residual_recompute_rows(void *arg, long n0, long n1) {
+    const LayerNormArgs *a = arg;
+    long C = a->C;
+    for (long n = n0; n < n1; n++) {
+        const float *x = a->a + n * C, *x2 = a->b + n * C, *weight = a->weight, *bias = a->bias;
+        float *y = a->out + n * C, mf = a->mean_in[n], s = a->rstd_in[n];
         // the expression of layernorm_forward_row, so the same bits
         #pragma omp simd
         for (int c = 0; c < C; c++) y[c] = ((x[c] + x2[c]) - mf) * s * weight[c] + bias[c];
     }
+}
+
+void layernorm_residual_recompute(float *out, const float *a, const float *b, const float *weight,
+                                  const float *bias, const float *mean, const float *rstd, int N, int C) {
+    LayerNormArgs args = {.out = out, .a = a, .b = b, .weight = weight, .bias = bias, .mean_in = mean,
+                          .rstd_in = rstd, .N = N, .C = C};
+    threads_for(N, layernorm_parallel(N, C), layernorm_residual_recompute_rows, &args);
 }
 
 // dx (C) += the input gradient of one row.
@@ -153,72 +216,128 @@ static inline __attribute__((always_inline)) void layernorm_param_grads_block(
     for (int c = c0; c < c1; c++) { dweight[c] += dw[c - c0]; dbias[c] += db[c - c0]; }
 }
 
+// The backward as one task: each thread takes its rows of dinp, then its
+// column blocks of dweight and dbias (a second pass over dout: the sums
+// over rows must not depend on how the rows were split).
+static void layernorm_backward_task(const LayerNormArgs *a, int residual, int tid, int team) {
+    long C = a->C, n0, n1, b0, b1;
+    threads_range(a->N, tid, team, &n0, &n1);
+    for (long n = n0; n < n1; n++)
+        layernorm_backward_row(a->out + n * C, a->dout + n * C, a->a + n * C, residual ? a->b + n * C : NULL,
+                               residual, a->weight, a->mean_in[n], a->rstd_in[n], a->C);
+    threads_range(col_blocks(a->C), tid, team, &b0, &b1);
+    for (long blk = b0; blk < b1; blk++) {
+        int c0 = (int)blk * COL_BLOCK, c1 = c0 + COL_BLOCK < a->C ? c0 + COL_BLOCK : a->C;
+        layernorm_param_grads_block(a->dweight, a->dbias, a->dout, a->a, a->b, residual, a->mean_in, a->rstd_in,
+                                    a->N, a->C, c0, c1);
+    }
+}
+
+static void layernorm_backward_plain(void *arg, int tid, int team) { layernorm_backward_task(arg, 0, tid, team); }
+static void layernorm_backward_residual(void *arg, int tid, int team) { layernorm_backward_task(arg, 1, tid, team); }
+
+static void layernorm_backward_run(ThreadsTask task, const LayerNormArgs *a) {
+    int nt = layernorm_parallel(a->N, a->C) ? threads_get() : 1;
+    if (nt > a->N) nt = a->N;
+    if (nt <= 1) task((void *)a, 0, 1);
+    else threads_pool_run(task, (void *)a, nt);
+}
+
 void layernorm_backward(float *dinp, float *dweight, float *dbias,
                         const float *dout, const float *inp, const float *weight,
                         const float *mean, const float *rstd, int N, int C) {
-    // dinp: rows are independent.
-    #pragma omp parallel for schedule(static) if ((long)N * C >= PARALLEL_MIN_WORK)
-    for (int n = 0; n < N; n++)
-        layernorm_backward_row(dinp + (long)n * C, dout + (long)n * C, inp + (long)n * C, NULL, 0, weight,
-                               mean[n], rstd[n], C);
-    // dweight, dbias: sums over rows, by column blocks.
-    int n_blocks = (C + COL_BLOCK - 1) / COL_BLOCK;
-    #pragma omp parallel for schedule(static) if ((long)N * C >= PARALLEL_MIN_WORK)
-    for (int blk = 0; blk < n_blocks; blk++) {
-        int c0 = blk * COL_BLOCK, c1 = c0 + COL_BLOCK < C ? c0 + COL_BLOCK : C;
-        layernorm_param_grads_block(dweight, dbias, dout, inp, NULL, 0, mean, rstd, N, C, c0, c1);
-    }
+    LayerNormArgs a = {.out = dinp, .dweight = dweight, .dbias = dbias, .a = inp, .dout = dout, .weight = weight,
+                       .mean_in = mean, .rstd_in = rstd, .N = N, .C = C};
+    layernorm_backward_run(layernorm_backward_plain, &a);
 }
 
 void layernorm_residual_backward(float *dinp, float *dweight, float *dbias, const float *dout,
                                  const float *a, const float *b, const float *weight,
                                  const float *mean, const float *rstd, int N, int C) {
-    #pragma omp parallel for schedule(static) if ((long)N * C >= PARALLEL_MIN_WORK)
-    for (int n = 0; n < N; n++)
-        layernorm_backward_row(dinp + (long)n * C, dout + (long)n * C, a + (long)n * C, b + (long)n * C, 1,
-                               weight, mean[n], rstd[n], C);
-    int n_blocks = (C + COL_BLOCK - 1) / COL_BLOCK;
-    #pragma omp parallel for schedule(static) if ((long)N * C >= PARALLEL_MIN_WORK)
-    for (int blk = 0; blk < n_blocks; blk++) {
-        int c0 = blk * COL_BLOCK, c1 = c0 + COL_BLOCK < C ? c0 + COL_BLOCK : C;
-        layernorm_param_grads_block(dweight, dbias, dout, a, b, 1, mean, rstd, N, C, c0, c1);
-    }
+    LayerNormArgs args = {.out = dinp, .dweight = dweight, .dbias = dbias, .a = a, .b = b, .dout = dout,
+                          .weight = weight, .mean_in = mean, .rstd_in = rstd, .N = N, .C = C};
+    layernorm_backward_run(layernorm_backward_residual, &args);
 }
 
 // ---------------------------------------------------------------------------
-// Activations
+// Element-wise kernels: activations, dropout, residual
+//
+// One operand struct for all of them; each body is a loop over its range.
+
+typedef struct {
+    float *out;              // written (or accumulated into)
+    const float *x, *y;      // read
+    uint8_t *keep;           // dropout masks, when stored
+    float scale;             // dropout's 1 / (1 - p)
+    uint32_t key_lo, key_hi, threshold;  // dropout's hash key and keep threshold
+} ElementArgs;
+
+static void elementwise(long n, ThreadsRange body, ElementArgs *a) {
+    threads_for(n, n >= PARALLEL_MIN_WORK, body, a);
+}
+
+static void relu_forward_range(void *arg, long i0, long i1) {
+    const ElementArgs *a = arg;
+    float *out = a->out;
+    const float *x = a->x;
+    #pragma omp simd
+    for (long i = i0; i < i1; i++) out[i] = x[i] > 0.0f ? x[i] : 0.0f;
+}
 
 void relu_forward(float *out, const float *inp, long n) {
-    #pragma omp parallel for simd schedule(static) if (n >= PARALLEL_MIN_WORK)
-    for (long i = 0; i < n; i++) out[i] = inp[i] > 0.0f ? inp[i] : 0.0f;
+    ElementArgs a = {.out = out, .x = inp};
+    elementwise(n, relu_forward_range, &a);
+}
+
+static void relu_backward_range(void *arg, long i0, long i1) {
+    const ElementArgs *a = arg;
+    float *dinp = a->out;
+    const float *dout = a->x, *inp = a->y;
+    #pragma omp simd
+    for (long i = i0; i < i1; i++) dinp[i] += inp[i] > 0.0f ? dout[i] : 0.0f;
 }
 
 void relu_backward(float *dinp, const float *dout, const float *inp, long n) {
-    #pragma omp parallel for simd schedule(static) if (n >= PARALLEL_MIN_WORK)
-    for (long i = 0; i < n; i++) dinp[i] += inp[i] > 0.0f ? dout[i] : 0.0f;
+    ElementArgs a = {.out = dinp, .x = dout, .y = inp};
+    elementwise(n, relu_backward_range, &a);
+}
+
+static void relu_dropout_backward_range(void *arg, long i0, long i1) {
+    const ElementArgs *a = arg;
+    float *d = a->out, scale = a->scale;
+    const float *act = a->x;
+    #pragma omp simd
+    for (long i = i0; i < i1; i++) d[i] = act[i] > 0.0f ? d[i] * scale : 0.0f;
 }
 
 void relu_dropout_backward(float *d, const float *act, long n, float p) {
-    float scale = p > 0.0f ? 1.0f / (1.0f - p) : 1.0f;
-    #pragma omp parallel for simd schedule(static) if (n >= PARALLEL_MIN_WORK)
-    for (long i = 0; i < n; i++) d[i] = act[i] > 0.0f ? d[i] * scale : 0.0f;
+    ElementArgs a = {.out = d, .x = act, .scale = p > 0.0f ? 1.0f / (1.0f - p) : 1.0f};
+    elementwise(n, relu_dropout_backward_range, &a);
 }
 
 #define INV_SQRT2 0.70710678118654752440
 #define INV_SQRT_2PI 0.39894228040143267794
 
-void gelu_forward(float *out, const float *inp, long n) {
-    #pragma omp parallel for schedule(static) if (n >= PARALLEL_MIN_WORK)
-    for (long i = 0; i < n; i++) {
-        float x = inp[i];
-        out[i] = 0.5f * x * (1.0f + erff(x * (float)INV_SQRT2));
+static void gelu_forward_range(void *arg, long i0, long i1) {
+    const ElementArgs *a = arg;
+    for (long i = i0; i < i1; i++) {
+        float x = a->x[i];
+        a->out[i] = 0.5f * x * (1.0f + erff(x * (float)INV_SQRT2));
     }
 }
 
+void gelu_forward(float *out, const float *inp, long n) {
+    ElementArgs a = {.out = out, .x = inp};
+    elementwise(n, gelu_forward_range, &a);
+}
+
 // d/dx [x Phi(x)] = Phi(x) + x phi(x).
-void gelu_backward(float *dinp, const float *dout, const float *inp, long n) {
-    #pragma omp parallel for simd schedule(static) if (n >= PARALLEL_MIN_WORK)
-    for (long i = 0; i < n; i++) {
+static void gelu_backward_range(void *arg, long i0, long i1) {
+    const ElementArgs *a = arg;
+    float *dinp = a->out;
+    const float *dout = a->x, *inp = a->y;
+    #pragma omp simd
+    for (long i = i0; i < i1; i++) {
         float x = inp[i];
         float cdf = 0.5f * (1.0f + erff(x * (float)INV_SQRT2));
         float pdf = (float)INV_SQRT_2PI * expf_fast(-0.5f * x * x);
@@ -226,31 +345,67 @@ void gelu_backward(float *dinp, const float *dout, const float *inp, long n) {
     }
 }
 
+void gelu_backward(float *dinp, const float *dout, const float *inp, long n) {
+    ElementArgs a = {.out = dinp, .x = dout, .y = inp};
+    elementwise(n, gelu_backward_range, &a);
+}
+
 // ---------------------------------------------------------------------------
 // Dropout
 
-void dropout_forward(float *out, uint8_t *keep, const float *inp, long n, float p, Rng *rng) {
-    if (p <= 0.0f || !keep) {
-        if (out != inp) memcpy(out, inp, (size_t)n * sizeof(float));
-        return;
-    }
-    uint64_t seed = rng_next(rng);
-    float scale = 1.0f / (1.0f - p);
-    uint32_t threshold = dropout_threshold(p);
-    uint32_t key_lo = (uint32_t)seed, key_hi = (uint32_t)(seed >> 32);
-    #pragma omp parallel for simd schedule(static) if (n >= PARALLEL_MIN_WORK)
-    for (long i = 0; i < n; i++) {
+static ElementArgs dropout_args(float p, uint64_t seed) {
+    ElementArgs a = {.scale = 1.0f / (1.0f - p), .threshold = dropout_threshold(p),
+                     .key_lo = (uint32_t)seed, .key_hi = (uint32_t)(seed >> 32)};
+    return a;
+}
+
+static void dropout_forward_range(void *arg, long i0, long i1) {
+    const ElementArgs *a = arg;
+    float *out = a->out, scale = a->scale;
+    const float *inp = a->x;
+    uint8_t *keep = a->keep;
+    uint32_t key_lo = a->key_lo, key_hi = a->key_hi, threshold = a->threshold;
+    #pragma omp simd
+    for (long i = i0; i < i1; i++) {
         uint8_t k = dropout_keep(key_lo, key_hi, (uint64_t)i, threshold);
         keep[i] = k;
         out[i] = k ? inp[i] * scale : 0.0f;
     }
 }
 
+void dropout_forward(float *out, uint8_t *keep, const float *inp, long n, float p, Rng *rng) {
+    if (p <= 0.0f || !keep) {
+        if (out != inp) memcpy(out, inp, (size_t)n * sizeof(float));
+        return;
+    }
+    ElementArgs a = dropout_args(p, rng_next(rng));
+    a.out = out;
+    a.x = inp;
+    a.keep = keep;
+    elementwise(n, dropout_forward_range, &a);
+}
+
+static void dropout_backward_range(void *arg, long i0, long i1) {
+    const ElementArgs *a = arg;
+    float *d = a->out, scale = a->scale;
+    const uint8_t *keep = a->keep;
+    #pragma omp simd
+    for (long i = i0; i < i1; i++) d[i] = keep[i] ? d[i] * scale : 0.0f;
+}
+
 void dropout_backward(float *d, const uint8_t *keep, long n, float p) {
     if (p <= 0.0f || !keep) return;
-    float scale = 1.0f / (1.0f - p);
-    #pragma omp parallel for simd schedule(static) if (n >= PARALLEL_MIN_WORK)
-    for (long i = 0; i < n; i++) d[i] = keep[i] ? d[i] * scale : 0.0f;
+    ElementArgs a = {.out = d, .keep = (uint8_t *)keep, .scale = 1.0f / (1.0f - p)};
+    elementwise(n, dropout_backward_range, &a);
+}
+
+static void dropout_seeded_range(void *arg, long i0, long i1) {
+    const ElementArgs *a = arg;
+    float *out = a->out, scale = a->scale;
+    const float *inp = a->x;
+    uint32_t key_lo = a->key_lo, key_hi = a->key_hi, threshold = a->threshold;
+    #pragma omp simd
+    for (long i = i0; i < i1; i++) out[i] = dropout_keep(key_lo, key_hi, (uint64_t)i, threshold) ? inp[i] * scale : 0.0f;
 }
 
 void dropout_forward_seeded(float *out, const float *inp, long n, float p, uint64_t seed) {
@@ -258,66 +413,93 @@ void dropout_forward_seeded(float *out, const float *inp, long n, float p, uint6
         if (out != inp) memcpy(out, inp, (size_t)n * sizeof(float));
         return;
     }
-    float scale = 1.0f / (1.0f - p);
-    uint32_t threshold = dropout_threshold(p);
-    uint32_t key_lo = (uint32_t)seed, key_hi = (uint32_t)(seed >> 32);
-    #pragma omp parallel for simd schedule(static) if (n >= PARALLEL_MIN_WORK)
-    for (long i = 0; i < n; i++) out[i] = dropout_keep(key_lo, key_hi, (uint64_t)i, threshold) ? inp[i] * scale : 0.0f;
+    ElementArgs a = dropout_args(p, seed);
+    a.out = out;
+    a.x = inp;
+    elementwise(n, dropout_seeded_range, &a);
 }
 
+// The backward multiplies by the same mask and scale: the forward in place.
 void dropout_backward_seeded(float *d, long n, float p, uint64_t seed) {
     if (p <= 0.0f) return;
-    float scale = 1.0f / (1.0f - p);
-    uint32_t threshold = dropout_threshold(p);
-    uint32_t key_lo = (uint32_t)seed, key_hi = (uint32_t)(seed >> 32);
-    #pragma omp parallel for simd schedule(static) if (n >= PARALLEL_MIN_WORK)
-    for (long i = 0; i < n; i++) d[i] = dropout_keep(key_lo, key_hi, (uint64_t)i, threshold) ? d[i] * scale : 0.0f;
+    ElementArgs a = dropout_args(p, seed);
+    a.out = d;
+    a.x = d;
+    elementwise(n, dropout_seeded_range, &a);
 }
 
 // ---------------------------------------------------------------------------
 // Residual
 
+static void residual_forward_range(void *arg, long i0, long i1) {
+    const ElementArgs *a = arg;
+    float *out = a->out;
+    const float *x = a->x, *y = a->y;
+    #pragma omp simd
+    for (long i = i0; i < i1; i++) out[i] = x[i] + y[i];
+}
+
 void residual_forward(float *out, const float *a, const float *b, long n) {
-    #pragma omp parallel for simd schedule(static) if (n >= PARALLEL_MIN_WORK)
-    for (long i = 0; i < n; i++) out[i] = a[i] + b[i];
+    ElementArgs args = {.out = out, .x = a, .y = b};
+    elementwise(n, residual_forward_range, &args);
 }
 
 void add_inplace(float *y, const float *x, long n) {
-    #pragma omp parallel for simd schedule(static) if (n >= PARALLEL_MIN_WORK)
-    for (long i = 0; i < n; i++) y[i] += x[i];
+    ElementArgs args = {.out = y, .x = y, .y = x};
+    elementwise(n, residual_forward_range, &args);
 }
 
 // ---------------------------------------------------------------------------
 // Embedding with positions
 
+typedef struct {
+    float *out;                  // forward: (B*T, C)
+    float *dtable;               // backward: (V, C)
+    const float *table, *pe, *dout;
+    const int *tokens;
+    int BT, T, C, pos0;
+    float scale;                 // sqrt(C)
+} EmbeddingArgs;
+
+static void embedding_forward_rows(void *arg, long bt0, long bt1) {
+    const EmbeddingArgs *a = arg;
+    long C = a->C;
+    for (long bt = bt0; bt < bt1; bt++) {
+        const float *e = a->table + (long)a->tokens[bt] * C;
+        const float *p = a->pe + (long)(a->pos0 + bt % a->T) * C;
+        float *y = a->out + bt * C;
+        #pragma omp simd
+        for (long c = 0; c < C; c++) y[c] = e[c] * a->scale + p[c];
+    }
+}
+
 void embedding_forward(float *out, const int *tokens, const float *table, const float *pe,
                        int B, int T, int C, int pos0) {
-    float scale = sqrtf((float)C);
-    #pragma omp parallel for schedule(static) if ((long)B * T * C >= PARALLEL_MIN_WORK)
-    for (int bt = 0; bt < B * T; bt++) {
-        const float *e = table + (long)tokens[bt] * C;
-        const float *p = pe + (long)(pos0 + bt % T) * C;
-        float *y = out + (long)bt * C;
-        #pragma omp simd
-        for (int c = 0; c < C; c++) y[c] = e[c] * scale + p[c];
+    EmbeddingArgs a = {.out = out, .table = table, .pe = pe, .tokens = tokens, .BT = B * T, .T = T, .C = C,
+                       .pos0 = pos0, .scale = sqrtf((float)C)};
+    threads_for(a.BT, (long)B * T * C >= PARALLEL_MIN_WORK, embedding_forward_rows, &a);
+}
+
+// Several positions may hold the same token: threads own column blocks and
+// walk all positions in order, so no two threads touch one float.
+static void embedding_backward_blocks(void *arg, long blk0, long blk1) {
+    const EmbeddingArgs *a = arg;
+    long C = a->C;
+    for (long blk = blk0; blk < blk1; blk++) {
+        long c0 = blk * COL_BLOCK, c1 = c0 + COL_BLOCK < C ? c0 + COL_BLOCK : C;
+        for (long bt = 0; bt < a->BT; bt++) {
+            float *d = a->dtable + (long)a->tokens[bt] * C;
+            const float *dy = a->dout + bt * C;
+            #pragma omp simd
+            for (long c = c0; c < c1; c++) d[c] += a->scale * dy[c];
+        }
     }
 }
 
 void embedding_backward(float *dtable, const float *dout, const int *tokens, int B, int T, int C) {
-    float scale = sqrtf((float)C);
-    int n_blocks = (C + COL_BLOCK - 1) / COL_BLOCK;
-    // Several positions may hold the same token: threads own column blocks
-    // and walk all positions in order, so no two threads touch one float.
-    #pragma omp parallel for schedule(static) if ((long)B * T * C >= PARALLEL_MIN_WORK)
-    for (int blk = 0; blk < n_blocks; blk++) {
-        int c0 = blk * COL_BLOCK, c1 = c0 + COL_BLOCK < C ? c0 + COL_BLOCK : C;
-        for (int bt = 0; bt < B * T; bt++) {
-            float *d = dtable + (long)tokens[bt] * C;
-            const float *dy = dout + (long)bt * C;
-            #pragma omp simd
-            for (int c = c0; c < c1; c++) d[c] += scale * dy[c];
-        }
-    }
+    EmbeddingArgs a = {.dtable = dtable, .dout = dout, .tokens = tokens, .BT = B * T, .T = T, .C = C,
+                       .scale = sqrtf((float)C)};
+    threads_for(col_blocks(C), (long)B * T * C >= PARALLEL_MIN_WORK, embedding_backward_blocks, &a);
 }
 
 // ---------------------------------------------------------------------------

@@ -1,5 +1,6 @@
 // Label-smoothed cross-entropy fused with softmax. See loss.h.
 #include "loss.h"
+#include "threads.h"
 #include <math.h>
 #include <stddef.h>
 #include "kernels.h"
@@ -72,30 +73,50 @@ static float row_loss(float *p, double *lse_out, int *argmax_out, const float *z
     return (float)((1.0 - smoothing) * nll + smoothing * smooth);
 }
 
-// The shared forward: probs (N, V) or lse (N) or neither.
-static double forward_rows(float *losses, float *probs, float *lse, const float *logits, const int *targets,
-                           int N, int V, float smoothing, long *n_valid, long *n_correct) {
-    long valid = 0, correct = 0;
-    #pragma omp parallel for schedule(static) reduction(+:valid, correct) if ((long)N * V >= LOSS_PARALLEL_MIN_WORK)
-    for (int n = 0; n < N; n++) {
-        int t = targets[n];
+// The operands of the parallel loss loops (rows are independent).
+typedef struct {
+    float *losses, *probs, *lse, *dlogits;
+    const float *logits, *probs_in, *lse_in;
+    const int *targets;
+    int V;
+    float smoothing, scale;
+    long valid, correct;     // forward counts, added per range (integers: order-free)
+} LossRows;
+
+static int loss_parallel(int N, int V) { return (long)N * V >= LOSS_PARALLEL_MIN_WORK; }
+
+static void forward_range(void *arg, long n0, long n1) {
+    LossRows *a = arg;
+    long valid = 0, correct = 0, V = a->V;
+    for (long n = n0; n < n1; n++) {
+        int t = a->targets[n];
         if (t == PAD_ID) {
-            losses[n] = 0.0f;
-            if (lse) lse[n] = 0.0f;
+            a->losses[n] = 0.0f;
+            if (a->lse) a->lse[n] = 0.0f;
             continue;
         }
         double row_lse;
         int argmax;
-        losses[n] = row_loss(probs ? probs + (long)n * V : NULL, &row_lse, &argmax, logits + (long)n * V, t, V,
-                             smoothing);
-        if (lse) lse[n] = (float)row_lse;
+        a->losses[n] = row_loss(a->probs ? a->probs + n * V : NULL, &row_lse, &argmax, a->logits + n * V, t,
+                                a->V, a->smoothing);
+        if (a->lse) a->lse[n] = (float)row_lse;
         valid++;
         correct += argmax == t;
     }
+    __atomic_fetch_add(&a->valid, valid, __ATOMIC_RELAXED);
+    __atomic_fetch_add(&a->correct, correct, __ATOMIC_RELAXED);
+}
+
+// The shared forward: probs (N, V) or lse (N) or neither.
+static double forward_rows(float *losses, float *probs, float *lse, const float *logits, const int *targets,
+                           int N, int V, float smoothing, long *n_valid, long *n_correct) {
+    LossRows a = {.losses = losses, .probs = probs, .lse = lse, .logits = logits, .targets = targets, .V = V,
+                  .smoothing = smoothing};
+    threads_for(N, loss_parallel(N, V), forward_range, &a);
     double total = 0.0;
     for (int n = 0; n < N; n++) total += losses[n];
-    if (n_valid) *n_valid = valid;
-    if (n_correct) *n_correct = correct;
+    if (n_valid) *n_valid = a.valid;
+    if (n_correct) *n_correct = a.correct;
     return total;
 }
 
@@ -109,40 +130,54 @@ double crossentropy_forward_lse(float *losses, float *lse, const float *logits, 
     return forward_rows(losses, NULL, lse, logits, targets, N, V, smoothing, n_valid, n_correct);
 }
 
-void crossentropy_backward(float *dlogits, const float *probs, const int *targets,
-                           int N, int V, float smoothing, float scale) {
-    float uniform = smoothing / V;
-    #pragma omp parallel for schedule(static) if ((long)N * V >= LOSS_PARALLEL_MIN_WORK)
-    for (int n = 0; n < N; n++) {
-        float *dz = dlogits + (long)n * V;
-        const float *p = probs + (long)n * V;
-        int t = targets[n];
+static void backward_range(void *arg, long n0, long n1) {
+    const LossRows *a = arg;
+    long V = a->V;
+    float uniform = a->smoothing / a->V, scale = a->scale;
+    for (long n = n0; n < n1; n++) {
+        float *dz = a->dlogits + n * V;
+        const float *p = a->probs_in + n * V;
+        int t = a->targets[n];
         if (t == PAD_ID) {
             #pragma omp simd
-            for (int c = 0; c < V; c++) dz[c] = 0.0f;
+            for (long c = 0; c < V; c++) dz[c] = 0.0f;
             continue;
         }
         #pragma omp simd
-        for (int c = 0; c < V; c++) dz[c] = scale * (p[c] - uniform);
-        dz[t] -= scale * (1.0f - smoothing);
+        for (long c = 0; c < V; c++) dz[c] = scale * (p[c] - uniform);
+        dz[t] -= scale * (1.0f - a->smoothing);
+    }
+}
+
+void crossentropy_backward(float *dlogits, const float *probs, const int *targets,
+                           int N, int V, float smoothing, float scale) {
+    LossRows a = {.dlogits = dlogits, .probs_in = probs, .targets = targets, .V = V, .smoothing = smoothing,
+                  .scale = scale};
+    threads_for(N, loss_parallel(N, V), backward_range, &a);
+}
+
+static void backward_inplace_range(void *arg, long n0, long n1) {
+    const LossRows *a = arg;
+    long V = a->V;
+    float uniform = a->smoothing / a->V, scale = a->scale;
+    for (long n = n0; n < n1; n++) {
+        float *z = a->dlogits + n * V;
+        int t = a->targets[n];
+        if (t == PAD_ID) {
+            #pragma omp simd
+            for (long c = 0; c < V; c++) z[c] = 0.0f;
+            continue;
+        }
+        float row_lse = a->lse_in[n];
+        #pragma omp simd
+        for (long c = 0; c < V; c++) z[c] = scale * (expf_fast(z[c] - row_lse) - uniform);
+        z[t] -= scale * (1.0f - a->smoothing);
     }
 }
 
 void crossentropy_backward_inplace(float *logits, const float *lse, const int *targets,
                                    int N, int V, float smoothing, float scale) {
-    float uniform = smoothing / V;
-    #pragma omp parallel for schedule(static) if ((long)N * V >= LOSS_PARALLEL_MIN_WORK)
-    for (int n = 0; n < N; n++) {
-        float *z = logits + (long)n * V;
-        int t = targets[n];
-        if (t == PAD_ID) {
-            #pragma omp simd
-            for (int c = 0; c < V; c++) z[c] = 0.0f;
-            continue;
-        }
-        float row_lse = lse[n];
-        #pragma omp simd
-        for (int c = 0; c < V; c++) z[c] = scale * (expf_fast(z[c] - row_lse) - uniform);
-        z[t] -= scale * (1.0f - smoothing);
-    }
+    LossRows a = {.dlogits = logits, .lse_in = lse, .targets = targets, .V = V, .smoothing = smoothing,
+                  .scale = scale};
+    threads_for(N, loss_parallel(N, V), backward_inplace_range, &a);
 }

@@ -611,12 +611,6 @@ static float generator_loss_chunked(Model *m, const Batch *b, float smoothing) {
     return m->loss;
 }
 
-// grad += pending, elementwise (the same on any thread count).
-static void add_floats(float *grad, const float *pending, long n) {
-    #pragma omp parallel for simd schedule(static) if (n >= 1L << 18)
-    for (long i = 0; i < n; i++) grad[i] += pending[i];
-}
-
 float model_forward(Model *m, const Batch *b, float smoothing, int train, Rng *rng) {
     m->has_targets = 0;
     if (model_check_batch(m, b)) return NAN;
@@ -783,8 +777,8 @@ void model_backward(Model *m, const Batch *b) {
     // logits -> generator -> decoder.norm (a training forward did the first
     // two: only its pending generator gradient is left to add)
     if (a->generator_done) {
-        add_floats(m->grads.gen_w, a->gen_dw, (long)Vt * C);
-        add_floats(m->grads.gen_b, a->gen_db, Vt);
+        add_inplace(m->grads.gen_w, a->gen_dw, (long)Vt * C);
+        add_inplace(m->grads.gen_b, a->gen_db, Vt);
     } else {
         crossentropy_backward_inplace(a->dlogits, a->lse, b->tgt_out, B * T, Vt, m->smoothing,
                                       1.0f / (float)m->n_target_tokens);

@@ -277,8 +277,12 @@ int model_encode(Model *m, const int *src, int B, int S);
 typedef struct {
     int max_B, max_S, max_T;
     int B, S;                // hypotheses and source length since decode_begin
-    float *self_k, *self_v;  // (Ld, max_B, max_T, C) keys / values of positions so far
-    float *cross_kv;         // (Ld, max_B, max_S, 2C) projected memory [k | v]
+    // Keys are stored transposed, channel-major, so that one head's scores
+    // over all positions are a vector loop over contiguous positions.
+    float *self_kt;          // (Ld, max_B, C, max_T) keys of positions so far
+    float *self_v;           // (Ld, max_B, max_T, C) values of positions so far
+    float *cross_kt;         // (Ld, max_B, C, max_S) projected memory: keys
+    float *cross_v;          // (Ld, max_B, max_S, C) projected memory: values
     uint8_t *mem_pad;        // (max_B, max_S) 1 where the source is <pad>
     float *logits;           // (max_B, Vt) of the last step
     // one step's scratch
@@ -291,7 +295,8 @@ typedef struct {
     float *mean, *rstd;      // (max_B)
     float *probs;            // (max_B, NH, max(max_T, max_S)); after decode_step it holds
                              // the last decoder layer's cross-attention, (B, NH, S)
-    float *reorder_tmp;      // (max_B, max(max_T * C, max_S * 2C)) for decode_reorder
+    float *reorder_tmp;      // (max_B, max(max_T, max_S) * 2C): rows in motion, and
+                             // decode_begin's projected memory before it is split
     uint8_t *reorder_pad;    // (max_B, max_S), then decode_reorder's masks (2 max_B)
     int *mem_class;          // (2 max_B) rows of one class have the same memory (so the
                              // same projected memory and padding): decode_reorder
@@ -320,6 +325,13 @@ int decode_step(const Model *m, DecodeState *st, const int *tokens, int pos);
 // Beam bookkeeping: hypothesis i continues old hypothesis from[i] (i < B):
 // copies its cached positions [0, n_pos) and its memory rows.
 void decode_reorder(DecodeState *st, const Model *m, const int *from, int n_pos);
+// The copying under decode_reorder, for callers that know which rows change
+// (decode.c knows sentences): row i < B becomes old row from[i] — its cached
+// positions [0, n_pos) where self_changed[i], its projected memory and
+// padding where mem_changed[i]. Rows not marked are not touched; memory
+// classes follow the rows. Does not change st->B.
+void decode_move_rows(DecodeState *st, const Model *m, const int *from, const uint8_t *self_changed,
+                      const uint8_t *mem_changed, int B, int n_pos);
 
 // Sinusoidal position table value pe[pos, i] (DESIGN.md section 1).
 float sinusoid(int pos, int i, int d_model);

@@ -3,7 +3,6 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#include <omp.h>
 #include "common.h"
 #include "kernels.h"
 #include "model.h"
@@ -19,11 +18,12 @@ int decode_state_create(DecodeState *st, const Model *m, int max_B, int max_S, i
         return attn_error("decode: %d target positions exceed max_len %d", max_T, c->max_len);
     long C = c->d_model, Ld = c->n_dec_layers, B = max_B;
     long Tm = max_T > max_S ? max_T : max_S;
-    long reorder = (long)max_T * C > (long)max_S * 2 * C ? (long)max_T * C : (long)max_S * 2 * C;
+    size_t self_floats = (size_t)(Ld * B * max_T * C), cross_floats = (size_t)(Ld * B * max_S * C);
     st->max_B = max_B; st->max_S = max_S; st->max_T = max_T;
-    st->self_k = malloc_check((size_t)(Ld * B * max_T * C) * sizeof(float));
-    st->self_v = malloc_check((size_t)(Ld * B * max_T * C) * sizeof(float));
-    st->cross_kv = malloc_check((size_t)(Ld * B * max_S * 2 * C) * sizeof(float));
+    st->self_kt = malloc_check(self_floats * sizeof(float));
+    st->self_v = malloc_check(self_floats * sizeof(float));
+    st->cross_kt = malloc_check(cross_floats * sizeof(float));
+    st->cross_v = malloc_check(cross_floats * sizeof(float));
     st->mem_pad = calloc_check((size_t)(B * max_S), 1);
     st->logits = malloc_check((size_t)(B * c->tgt_vocab) * sizeof(float));
     st->x = malloc_check((size_t)(B * C) * sizeof(float));
@@ -36,16 +36,17 @@ int decode_state_create(DecodeState *st, const Model *m, int max_B, int max_S, i
     st->rstd = malloc_check((size_t)B * sizeof(float));
     // two halves: the cross-attention (read by decode.c), then the self-attention
     st->probs = malloc_check((size_t)(2 * B * c->n_heads * Tm) * sizeof(float));
-    st->reorder_tmp = malloc_check((size_t)(B * reorder) * sizeof(float));
+    st->reorder_tmp = malloc_check((size_t)(B * Tm * 2 * C) * sizeof(float));
     // the gathered padding, then decode_reorder's two change masks (B each)
     st->reorder_pad = malloc_check((size_t)(B * (max_S + 2)));
     st->mem_class = malloc_check((size_t)(2 * B) * sizeof(int));
     // Touch the caches now: their first-touch page faults (tens of MB on the
     // larger configs) would otherwise land in the first decoding steps, and
     // a translator creates its state once for every batch it decodes.
-    memset(st->self_k, 0, (size_t)(Ld * B * max_T * C) * sizeof(float));
-    memset(st->self_v, 0, (size_t)(Ld * B * max_T * C) * sizeof(float));
-    memset(st->cross_kv, 0, (size_t)(Ld * B * max_S * 2 * C) * sizeof(float));
+    memset(st->self_kt, 0, self_floats * sizeof(float));
+    memset(st->self_v, 0, self_floats * sizeof(float));
+    memset(st->cross_kt, 0, cross_floats * sizeof(float));
+    memset(st->cross_v, 0, cross_floats * sizeof(float));
     return 0;
 }
 
@@ -58,7 +59,7 @@ static void free_packed(DecodeState *st) {
 
 void decode_state_free(DecodeState *st) {
     free_packed(st);
-    free(st->self_k); free(st->self_v); free(st->cross_kv); free(st->mem_pad); free(st->logits);
+    free(st->self_kt); free(st->self_v); free(st->cross_kt); free(st->cross_v); free(st->mem_pad); free(st->logits);
     free(st->x); free(st->h); free(st->qkv); free(st->att); free(st->sub); free(st->ff);
     free(st->mean); free(st->rstd); free(st->probs); free(st->reorder_tmp); free(st->reorder_pad);
     free(st->mem_class);
@@ -103,6 +104,29 @@ static void decode_linear(const DecodeState *st, int l, int which, float *out, c
     }
 }
 
+// The projected memory kv (B, S, 2C) of one layer into the caches: keys
+// transposed, values as rows.
+typedef struct {
+    DecodeState *st;
+    const float *kv;
+    long C;
+    int layer;
+} SplitMemory;
+
+static void split_memory_rows(void *arg, long b0, long b1) {
+    const SplitMemory *a = arg;
+    DecodeState *st = a->st;
+    long C = a->C, S = st->S, off = (long)a->layer * st->max_B * st->max_S * C;
+    for (long b = b0; b < b1; b++) {
+        float *kt = st->cross_kt + off + b * C * st->max_S, *v = st->cross_v + off + b * st->max_S * C;
+        for (long s = 0; s < S; s++) {
+            const float *row = a->kv + (b * S + s) * 2 * C;
+            for (long j = 0; j < C; j++) kt[j * st->max_S + s] = row[j];
+            memcpy(v + s * C, row + C, (size_t)C * sizeof(float));
+        }
+    }
+}
+
 int decode_begin(const Model *m, DecodeState *st, const float *memory, const uint8_t *mem_pad, int B, int S) {
     if (B < 1 || B > st->max_B || S < 1 || S > st->max_S)
         return attn_error("decode: batch (B %d, S %d) does not fit the capacity (B %d, S %d)",
@@ -121,16 +145,13 @@ int decode_begin(const Model *m, DecodeState *st, const float *memory, const uin
                    !memcmp(memory + (long)b * S * C, memory + (long)(b - 1) * S * C, sizeof(float) * S * C);
         st->mem_class[b] = same ? st->mem_class[b - 1] : b;
     }
+    float *kv = st->reorder_tmp;   // (B, S, 2C) [k | v] of one layer
+    SplitMemory split = {st, kv, C, 0};
     for (int l = 0; l < c->n_dec_layers; l++) {
         LayerParams w = dec_layer(&m->params, c, l);
-        float *kv = st->cross_kv + (long)l * st->max_B * st->max_S * 2 * C;
-        if (S == st->max_S) {  // the rows are contiguous: one product for the whole batch
-            cross_attention_project_memory(kv, memory, &w.cross, B, S, (int)C);
-            continue;
-        }
-        for (int b = 0; b < B; b++)
-            cross_attention_project_memory(kv + (long)b * st->max_S * 2 * C, memory + (long)b * S * C,
-                                           &w.cross, 1, S, (int)C);
+        cross_attention_project_memory(kv, memory, &w.cross, B, S, (int)C);
+        split.layer = l;
+        threads_for(B, (long)B * S * C >= (1L << 16), split_memory_rows, &split);
     }
     pack_decoder_weights(m, st);
     return 0;
@@ -147,39 +168,50 @@ typedef struct {
     int b0, n, pos;
 } DecodeRows;
 
-// One query row against Tk cached keys/values, all heads in one sweep:
+// One query row against Tk cached keys/values:
 // out (C) = concat_h softmax(q_h K_h^T / sqrt(HS)) V_h, probs (NH, Tk).
-// Key and value rows are read whole and in order (each row holds every
-// head's slice): per (row, head) products would touch a 256-byte slice of
-// a different page for every key, which the prefetchers do not follow, and
-// the caches are too large to stay in cache between steps.
-// Rows ahead that attend_row asks the memory for: the keys and values come
-// from DRAM at every step, and rows a page apart defeat the prefetchers.
+// Keys are transposed (kt: channel j of position t at kt[j * ldk + t]), so a
+// head's scores are vector products over positions, four channels per
+// pass; values are rows (v + t * ldv), read whole and in order, all heads in
+// one sweep: the caches come from DRAM at every step, and per-head slices of
+// rows a page apart defeat the prefetchers.
+// Value rows ahead that attend_row asks the memory for.
 enum { DECODE_PREFETCH_ROWS = 4 };
 
-static void attend_row(float *out, float *probs, const float *q, const float *k, const float *v, long ldkv,
-                       const uint8_t *key_pad, int Tk, int C, int NH) {
+static void head_scores(float *restrict s, const float *restrict q, const float *restrict kt, long ldk,
+                        int Tk, int HS, float scale) {
+    for (int t = 0; t < Tk; t++) s[t] = 0.0f;
+    int j = 0;
+    for (; j + 4 <= HS; j += 4) {
+        const float *k0 = kt + j * ldk, *k1 = k0 + ldk, *k2 = k1 + ldk, *k3 = k2 + ldk;
+        float q0 = q[j], q1 = q[j + 1], q2 = q[j + 2], q3 = q[j + 3];
+        #pragma omp simd
+        for (int t = 0; t < Tk; t++) s[t] += (q0 * k0[t] + q1 * k1[t]) + (q2 * k2[t] + q3 * k3[t]);
+    }
+    for (; j < HS; j++) {
+        const float *k0 = kt + j * ldk;
+        float q0 = q[j];
+        #pragma omp simd
+        for (int t = 0; t < Tk; t++) s[t] += q0 * k0[t];
+    }
+    #pragma omp simd
+    for (int t = 0; t < Tk; t++) s[t] *= scale;
+}
+
+static void attend_row(float *out, float *probs, const float *q, const float *kt, long ldk, const float *v,
+                       long ldv, const uint8_t *key_pad, int Tk, int C, int NH) {
     int HS = C / NH;
     float scale = 1.0f / sqrtf((float)HS);
-    for (int t = 0; t < Tk; t++) {
-        const float *kt = k + (long)t * ldkv;
-        if (t + DECODE_PREFETCH_ROWS < Tk)
-            for (int j = 0; j < C; j += 16) __builtin_prefetch(kt + DECODE_PREFETCH_ROWS * ldkv + j);
-        for (int h = 0; h < NH; h++) {
-            const float *qh = q + h * HS, *kh = kt + h * HS;
-            float dot = 0.0f;
-            #pragma omp simd reduction(+:dot)
-            for (int j = 0; j < HS; j++) dot += qh[j] * kh[j];
-            probs[(long)h * Tk + t] = dot * scale;
-        }
+    for (int h = 0; h < NH; h++) {
+        float *ph = probs + (long)h * Tk;
+        head_scores(ph, q + h * HS, kt + (long)h * HS * ldk, ldk, Tk, HS, scale);
+        masked_softmax_forward(ph, ph, key_pad, 1, Tk, 0);
     }
-    for (int h = 0; h < NH; h++)
-        masked_softmax_forward(probs + (long)h * Tk, probs + (long)h * Tk, key_pad, 1, Tk, 0);
     memset(out, 0, (size_t)C * sizeof(float));
     for (int t = 0; t < Tk; t++) {
-        const float *vt = v + (long)t * ldkv;
+        const float *vt = v + (long)t * ldv;
         if (t + DECODE_PREFETCH_ROWS < Tk)
-            for (int j = 0; j < C; j += 16) __builtin_prefetch(vt + DECODE_PREFETCH_ROWS * ldkv + j);
+            for (int j = 0; j < C; j += 16) __builtin_prefetch(vt + DECODE_PREFETCH_ROWS * ldv + j);
         for (int h = 0; h < NH; h++) {
             float p = probs[(long)h * Tk + t];
             float *oh = out + h * HS;
@@ -197,19 +229,20 @@ static void rows_self_attention(const DecodeRows *r, const LayerParams *w, int l
     DecodeState *st = r->st;
     int C = c->d_model, NH = c->n_heads, b0 = r->b0, n = r->n, pos = r->pos;
     long Tm = st->max_T > st->max_S ? st->max_T : st->max_S;
-    long layer_off = (long)l * st->max_B * st->max_T * C + (long)b0 * st->max_T * C;
+    long T = st->max_T, layer_off = (long)l * st->max_B * T * C + (long)b0 * T * C;
     float *qkv = st->qkv + (long)b0 * 3 * C;
     decode_linear(st, l, 0, qkv, inp, w->self.in_w, w->self.in_b, n, C, 3 * C);
     for (int b = 0; b < n; b++) {
-        long row = layer_off + ((long)b * st->max_T + pos) * C;
-        memcpy(st->self_k + row, qkv + (long)b * 3 * C + C, (size_t)C * sizeof(float));
-        memcpy(st->self_v + row, qkv + (long)b * 3 * C + 2 * C, (size_t)C * sizeof(float));
+        float *kt = st->self_kt + layer_off + (long)b * C * T + pos;
+        const float *k = qkv + (long)b * 3 * C + C;
+        for (long j = 0; j < C; j++) kt[j * T] = k[j];
+        memcpy(st->self_v + layer_off + ((long)b * T + pos) * C, k + C, (size_t)C * sizeof(float));
     }
     float *probs = st->probs + (long)st->max_B * NH * Tm + (long)b0 * NH * (pos + 1);
     for (int b = 0; b < n; b++)
         attend_row(st->att + (long)(b0 + b) * C, probs + (long)b * NH * (pos + 1), qkv + (long)b * 3 * C,
-                   st->self_k + layer_off + (long)b * st->max_T * C, st->self_v + layer_off + (long)b * st->max_T * C,
-                   C, NULL, pos + 1, C, NH);
+                   st->self_kt + layer_off + (long)b * C * T, T, st->self_v + layer_off + (long)b * T * C, C,
+                   NULL, pos + 1, C, NH);
     decode_linear(st, l, 1, st->sub + (long)b0 * C, st->att + (long)b0 * C, w->self.out_w, w->self.out_b, n, C, C);
 }
 
@@ -217,13 +250,14 @@ static void rows_cross_attention(const DecodeRows *r, const LayerParams *w, int 
     const ModelConfig *c = &r->m->config;
     DecodeState *st = r->st;
     int C = c->d_model, NH = c->n_heads, b0 = r->b0, n = r->n, S = st->S;
-    const float *kv = st->cross_kv + (long)l * st->max_B * st->max_S * 2 * C + (long)b0 * st->max_S * 2 * C;
+    long off = ((long)l * st->max_B + b0) * st->max_S * C;
     float *q = st->qkv + (long)b0 * 3 * C;  // (n, C) rows, ld C, inside this range's qkv rows
     decode_linear(st, l, 2, q, inp, w->cross.in_w, w->cross.in_b, n, C, C);
     for (int b = 0; b < n; b++) {
-        const float *kvb = kv + (long)b * st->max_S * 2 * C;
-        attend_row(st->att + (long)(b0 + b) * C, st->probs + (long)(b0 + b) * NH * S, q + (long)b * C, kvb, kvb + C,
-                   2 * C, st->mem_pad + (long)(b0 + b) * st->max_S, S, C, NH);
+        long row = off + (long)b * st->max_S * C;
+        attend_row(st->att + (long)(b0 + b) * C, st->probs + (long)(b0 + b) * NH * S, q + (long)b * C,
+                   st->cross_kt + row, st->max_S, st->cross_v + row, C, st->mem_pad + (long)(b0 + b) * st->max_S,
+                   S, C, NH);
     }
     decode_linear(st, l, 3, st->sub + (long)b0 * C, st->att + (long)b0 * C, w->cross.out_w, w->cross.out_b, n, C, C);
 }
@@ -283,6 +317,21 @@ static void decode_rows(const DecodeRows *r, const int *tokens) {
 // kernel split its own work: a product of a few rows is too thin to share.
 enum { DECODE_MIN_ROWS_PER_THREAD = 8 };
 
+typedef struct {
+    const Model *m;
+    DecodeState *st;
+    const int *tokens;
+    int pos;
+} StepTask;
+
+static void step_rows(void *arg, int tid, int team) {
+    const StepTask *t = arg;
+    long b0, b1;
+    threads_range(t->st->B, tid, team, &b0, &b1);
+    DecodeRows r = {t->m, t->st, (int)b0, (int)(b1 - b0), t->pos};
+    decode_rows(&r, t->tokens);
+}
+
 int decode_step(const Model *m, DecodeState *st, const int *tokens, int pos) {
     const ModelConfig *c = &m->config;
     int B = st->B;
@@ -298,67 +347,95 @@ int decode_step(const Model *m, DecodeState *st, const int *tokens, int pos) {
     // join cost as much as the small products in it).
     int nt = threads_get();
     if (nt > B / DECODE_MIN_ROWS_PER_THREAD) nt = B / DECODE_MIN_ROWS_PER_THREAD;
-    if (nt <= 1 || omp_in_parallel()) {
+    if (nt <= 1 || threads_in_task()) {
         DecodeRows r = {m, st, 0, B, pos};
         decode_rows(&r, tokens);
         return 0;
     }
-    #pragma omp parallel num_threads(nt)
-    {
-        int tid = omp_get_thread_num(), team = omp_get_num_threads();
-        int b0 = (int)((long)B * tid / team), b1 = (int)((long)B * (tid + 1) / team);
-        DecodeRows r = {m, st, b0, b1 - b0, pos};
-        decode_rows(&r, tokens);
-    }
+    StepTask task = {m, st, tokens, pos};
+    threads_pool_run(step_rows, &task, nt);
     return 0;
 }
 
-// Gathers rows where changed[i]: block i of `data` (row_floats, blocks
-// `stride` floats apart) becomes old block from[i]. Through tmp, since a
-// block may be read after its own row was written; rows copy in parallel
-// (the copies are memory bound, and two cores move more than one).
+// Gathers rows where changed[i]: row block i of `data` (blocks `stride`
+// floats apart) becomes old block from[i]. A block's used part is `lines`
+// runs of `len` floats, `pitch` apart (a transposed key cache holds C runs
+// of the used positions). Through tmp, since a block may be read after its
+// own row was written; rows copy in parallel (the copies are memory bound,
+// and two cores move more than one).
+typedef struct {
+    float *data, *tmp;
+    const int *from;
+    const uint8_t *changed;
+    long stride, lines, len, pitch;
+} Gather;
+
+static void gather_to_tmp(void *arg, long i0, long i1) {
+    const Gather *g = arg;
+    long used = g->lines * g->len;
+    for (long i = i0; i < i1; i++)
+        if (g->changed[i])
+            for (long r = 0; r < g->lines; r++)
+                memcpy(g->tmp + i * used + r * g->len, g->data + g->from[i] * g->stride + r * g->pitch,
+                       (size_t)g->len * sizeof(float));
+}
+
+static void gather_from_tmp(void *arg, long i0, long i1) {
+    const Gather *g = arg;
+    long used = g->lines * g->len;
+    for (long i = i0; i < i1; i++)
+        if (g->changed[i])
+            for (long r = 0; r < g->lines; r++)
+                memcpy(g->data + i * g->stride + r * g->pitch, g->tmp + i * used + r * g->len,
+                       (size_t)g->len * sizeof(float));
+}
+
 static void gather_changed(float *data, float *tmp, const int *from, const uint8_t *changed, int B,
-                           long stride, long row_floats) {
-    #pragma omp parallel for schedule(static) if ((long)B * row_floats >= (1L << 16))
-    for (int i = 0; i < B; i++)
-        if (changed[i]) memcpy(tmp + i * row_floats, data + from[i] * stride, (size_t)row_floats * sizeof(float));
-    #pragma omp parallel for schedule(static) if ((long)B * row_floats >= (1L << 16))
-    for (int i = 0; i < B; i++)
-        if (changed[i]) memcpy(data + i * stride, tmp + i * row_floats, (size_t)row_floats * sizeof(float));
+                           long stride, long lines, long len, long pitch) {
+    Gather g = {data, tmp, from, changed, stride, lines, len, pitch};
+    int parallel = (long)B * lines * len >= (1L << 16);
+    threads_for(B, parallel, gather_to_tmp, &g);
+    threads_for(B, parallel, gather_from_tmp, &g);
+}
+
+void decode_move_rows(DecodeState *st, const Model *m, const int *from, const uint8_t *self_changed,
+                      const uint8_t *mem_changed, int B, int n_pos) {
+    long C = m->config.d_model, T = st->max_T, S = st->max_S;
+    int any_self = 0, any_mem = 0;
+    for (int i = 0; i < B; i++) {
+        any_self |= self_changed[i];
+        any_mem |= mem_changed[i];
+    }
+    for (int l = 0; l < m->config.n_dec_layers && any_self; l++) {
+        long off = (long)l * st->max_B * T * C;
+        gather_changed(st->self_kt + off, st->reorder_tmp, from, self_changed, B, T * C, C, n_pos, T);
+        gather_changed(st->self_v + off, st->reorder_tmp, from, self_changed, B, T * C, 1, n_pos * C, 0);
+    }
+    for (int l = 0; l < m->config.n_dec_layers && any_mem; l++) {
+        long off = (long)l * st->max_B * S * C;
+        gather_changed(st->cross_kt + off, st->reorder_tmp, from, mem_changed, B, S * C, C, st->S, S);
+        gather_changed(st->cross_v + off, st->reorder_tmp, from, mem_changed, B, S * C, 1, st->S * C, 0);
+    }
+    if (any_mem) {
+        for (int i = 0; i < B; i++)
+            memcpy(st->reorder_pad + (long)i * S, st->mem_pad + (long)from[i] * S, (size_t)st->S);
+        for (int i = 0; i < B; i++)
+            if (mem_changed[i]) memcpy(st->mem_pad + (long)i * S, st->reorder_pad + (long)i * S, (size_t)st->S);
+    }
+    int *new_class = st->mem_class + st->max_B;
+    for (int i = 0; i < B; i++) new_class[i] = st->mem_class[from[i]];
+    memcpy(st->mem_class, new_class, (size_t)B * sizeof(int));
 }
 
 // Self-attention keys/values move only for rows with from[i] != i, the
 // projected memory and its padding only where from[i] is of another memory
 // class (never within a beam of one sentence).
 void decode_reorder(DecodeState *st, const Model *m, const int *from, int n_pos) {
-    const ModelConfig *c = &m->config;
-    long C = c->d_model;
-    int B = st->B, any_self = 0, any_mem = 0;
+    int B = st->B;
     uint8_t *self_changed = st->reorder_pad + (long)st->max_B * st->max_S, *mem_changed = self_changed + B;
-    int *new_class = st->mem_class + st->max_B;
     for (int i = 0; i < B; i++) {
         self_changed[i] = from[i] != i;
         mem_changed[i] = st->mem_class[from[i]] != st->mem_class[i];
-        new_class[i] = st->mem_class[from[i]];
-        any_self |= self_changed[i];
-        any_mem |= mem_changed[i];
     }
-    for (int l = 0; l < c->n_dec_layers && any_self; l++) {
-        long self_off = (long)l * st->max_B * st->max_T * C;
-        gather_changed(st->self_k + self_off, st->reorder_tmp, from, self_changed, B, st->max_T * C, n_pos * C);
-        gather_changed(st->self_v + self_off, st->reorder_tmp, from, self_changed, B, st->max_T * C, n_pos * C);
-    }
-    for (int l = 0; l < c->n_dec_layers && any_mem; l++) {
-        long cross_off = (long)l * st->max_B * st->max_S * 2 * C;
-        gather_changed(st->cross_kv + cross_off, st->reorder_tmp, from, mem_changed, B, st->max_S * 2 * C,
-                       st->S * 2 * C);
-    }
-    if (any_mem) {
-        for (int i = 0; i < B; i++)
-            memcpy(st->reorder_pad + (long)i * st->max_S, st->mem_pad + (long)from[i] * st->max_S, (size_t)st->S);
-        for (int i = 0; i < B; i++)
-            if (mem_changed[i])
-                memcpy(st->mem_pad + (long)i * st->max_S, st->reorder_pad + (long)i * st->max_S, (size_t)st->S);
-    }
-    memcpy(st->mem_class, new_class, (size_t)B * sizeof(int));
+    decode_move_rows(st, m, from, self_changed, mem_changed, B, n_pos);
 }

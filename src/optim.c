@@ -3,8 +3,8 @@
 // the loop over threads cannot change the result.
 #include "optim.h"
 #include "common.h"
+#include "threads.h"
 #include <math.h>
-#include <omp.h>
 #if defined(__AVX__)
 #include <immintrin.h>
 #endif
@@ -78,6 +78,20 @@ static void adam_range(const AdamConsts *c, float *params, const float *grads, f
     }
 }
 
+typedef struct {
+    const AdamConsts *c;
+    float *params;
+    const float *grads;
+    float *m, *v;
+    long n;
+} AdamTask;
+
+static void adam_blocks(void *arg, long blk0, long blk1) {
+    const AdamTask *t = arg;
+    long lo = blk0 * 16, hi = blk1 * 16 < t->n ? blk1 * 16 : t->n;
+    adam_range(t->c, t->params, t->grads, t->m, t->v, lo, hi);
+}
+
 void optimizer_step(Optimizer *o, float *params, const float *grads, float lr) {
     o->step++;
     // Bias corrections in double from the step, as PyTorch computes them in Python.
@@ -90,18 +104,10 @@ void optimizer_step(Optimizer *o, float *params, const float *grads, float lr) {
         .decay_factor = o->type == OPT_ADAMW ? 1.0f - lr * o->weight_decay : 1.0f,
         .coupled_wd = o->type == OPT_ADAMW ? 0.0f : o->weight_decay,
     };
-    float *m = o->m, *v = o->v;
-    long n = o->n;
-    // Static split in blocks of 16 elements; each element's update is
+    AdamTask t = {&c, params, grads, o->m, o->v, o->n};
+    // Blocks of 16 elements per thread; each element's update is
     // independent of the split.
-    long blocks = (n + 15) / 16;
-    #pragma omp parallel
-    {
-        int tid = omp_get_thread_num(), team = omp_get_num_threads();
-        long lo = blocks * tid / team * 16, hi = blocks * (tid + 1) / team * 16;
-        if (hi > n) hi = n;
-        if (lo < hi) adam_range(&c, params, grads, m, v, lo, hi);
-    }
+    threads_for((o->n + 15) / 16, 1, adam_blocks, &t);
 }
 
 const char *optimizer_name(OptimizerType t) { return t == OPT_ADAMW ? "adamw" : "adam"; }
@@ -119,24 +125,44 @@ int optimizer_parse(const char *name, OptimizerType *out) {
 // identical from run to run, which exact resume relies on.
 #define NORM_CHUNKS 64
 
-double grad_global_norm(const float *grads, long n) {
+typedef struct {
+    float *x;
+    const float *y;
+    long n, chunk;
     double partial[NORM_CHUNKS];
-    long chunk = (n + NORM_CHUNKS - 1) / NORM_CHUNKS;
-    #pragma omp parallel for schedule(static)
-    for (int c = 0; c < NORM_CHUNKS; c++) {
-        long lo = c * chunk, hi = lo + chunk < n ? lo + chunk : n;
+    float scale, keep, take;
+} VectorTask;
+
+static void norm_chunks(void *arg, long c0, long c1) {
+    VectorTask *t = arg;
+    for (long c = c0; c < c1; c++) {
+        long lo = c * t->chunk, hi = lo + t->chunk < t->n ? lo + t->chunk : t->n;
         double s = 0.0;
-        for (long i = lo; i < hi; i++) s += (double)grads[i] * grads[i];
-        partial[c] = s;
+        for (long i = lo; i < hi; i++) s += (double)t->y[i] * t->y[i];
+        t->partial[c] = s;
     }
+}
+
+double sum_squares(const float *x, long n) {
+    VectorTask t = {.y = x, .n = n, .chunk = (n + NORM_CHUNKS - 1) / NORM_CHUNKS};
+    threads_for(NORM_CHUNKS, n > 65536, norm_chunks, &t);
     double total = 0.0;
-    for (int c = 0; c < NORM_CHUNKS; c++) total += partial[c];
-    return sqrt(total);
+    for (int c = 0; c < NORM_CHUNKS; c++) total += t.partial[c];
+    return total;
+}
+
+double grad_global_norm(const float *grads, long n) { return sqrt(sum_squares(grads, n)); }
+
+static void scale_range(void *arg, long i0, long i1) {
+    const VectorTask *t = arg;
+    float *x = t->x, s = t->scale;
+    #pragma omp simd
+    for (long i = i0; i < i1; i++) x[i] *= s;
 }
 
 void grad_scale(float *grads, long n, float s) {
-    #pragma omp parallel for schedule(static)
-    for (long i = 0; i < n; i++) grads[i] *= s;
+    VectorTask t = {.x = grads, .scale = s};
+    threads_for(n, 1, scale_range, &t);
 }
 
 double grad_clip(float *grads, long n, double max_norm) {
@@ -162,8 +188,15 @@ void grad_accumulate_after(float *grads, long n, long n_done, long n_next) {
 // ----------------------------------------------------------------------------
 // Weight EMA
 
+static void ema_range(void *arg, long i0, long i1) {
+    const VectorTask *t = arg;
+    float *ema = t->x, keep = t->keep, take = t->take;
+    const float *params = t->y;
+    #pragma omp simd
+    for (long i = i0; i < i1; i++) ema[i] = keep * ema[i] + take * params[i];
+}
+
 void ema_update(float *ema, const float *params, long n, float decay) {
-    float keep = decay, take = 1.0f - decay;
-    #pragma omp parallel for schedule(static)
-    for (long i = 0; i < n; i++) ema[i] = keep * ema[i] + take * params[i];
+    VectorTask t = {.x = ema, .y = params, .keep = decay, .take = 1.0f - decay};
+    threads_for(n, 1, ema_range, &t);
 }

@@ -30,6 +30,8 @@ int optimizer_parse(const char *name, OptimizerType *out);
 // Global L2 norm of a gradient buffer, summed in double over fixed chunks in a
 // fixed order, so the result does not depend on the thread count.
 double grad_global_norm(const float *grads, long n);
+// sum_i x[i]^2 in double, in fixed chunks: the same bits on any thread count.
+double sum_squares(const float *x, long n);
 // grads *= s.
 void grad_scale(float *grads, long n, float s);
 // Clips to max_norm as torch.nn.utils.clip_grad_norm_ (scale by

@@ -1,9 +1,9 @@
 #include "threads.h"
 #include "common.h"
-#include <omp.h>
 #include <pthread.h>
 #include <sched.h>
 #include <time.h>
+#include <unistd.h>
 #if defined(__x86_64__)
 #include <immintrin.h>
 #endif
@@ -11,16 +11,16 @@
 static int thread_count = 0;  // 0: not set yet, use the machine's cores
 
 int threads_machine_cores(void) {
-    int n = omp_get_num_procs();
-    return n > 0 ? n : 1;
+    cpu_set_t set;
+    if (sched_getaffinity(0, sizeof set, &set) == 0 && CPU_COUNT(&set) > 0) return CPU_COUNT(&set);
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n > 0 ? (int)n : 1;
 }
 
 int threads_set(int n) {
     if (n < 1) return attn_error("thread count must be at least 1 (got %d)", n);
     if (n > 1024) n = 1024;
     thread_count = n;
-    // Parallel regions that do not pass num_threads() use this count too.
-    omp_set_num_threads(n);
     return 0;
 }
 
@@ -29,14 +29,12 @@ int threads_get(void) {
 }
 
 // ----------------------------------------------------------------------------
-// Spinning pool for gemm
+// The pool
 //
 // Workers wait for the next task by spinning for up to POOL_SPIN_NS, then
-// sleep on a condition variable. A training step calls gemm a few hundred
-// times with short gaps between calls; under OMP_WAIT_POLICY=PASSIVE each
-// OpenMP region wakes a sleeping thread through the kernel, which cost ~10%
-// of a tiny step. The spin is bounded (and yields) so that a worker does not
-// hold a core for long when the process is idle or the machine is shared.
+// sleep on a condition variable. The spin is bounded (and yields) so that a
+// worker does not hold a core for long when the process is idle or the
+// machine is shared.
 
 #define POOL_MAX 64
 #ifndef POOL_DONE_SPINS
@@ -62,6 +60,9 @@ static pthread_cond_t pool_done = PTHREAD_COND_INITIALIZER;
 
 static pthread_mutex_t pool_start_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_mutex_t pool_run_lock = PTHREAD_MUTEX_INITIALIZER;  // one task at a time
+static _Thread_local int in_task;  // this thread is running a pool task
+
+int threads_in_task(void) { return in_task; }
 
 static long now_ns(void) {
     struct timespec ts;
@@ -106,7 +107,11 @@ static void *pool_worker(void *arg) {
         seen = pool_wait_task(seen);
         // Every worker acknowledges every task, in the team or not, so no
         // task is posted before all have read the previous one.
-        if (tid < pool.team) pool.fn(pool.arg, tid, pool.team);
+        if (tid < pool.team) {
+            in_task = 1;
+            pool.fn(pool.arg, tid, pool.team);
+            in_task = 0;
+        }
         if (__atomic_sub_fetch(&pool.remaining, 1, __ATOMIC_SEQ_CST) == 0 &&
             __atomic_load_n(&pool.caller_sleeping, __ATOMIC_SEQ_CST)) {
             pthread_mutex_lock(&pool.lock);
@@ -139,8 +144,11 @@ static int pool_grow(int nt) {
 void threads_pool_run(ThreadsTask fn, void *arg, int nt) {
     if (nt > 1) nt = pool_grow(nt);
     // A second caller (another thread of the program) runs alone rather than wait.
-    if (nt <= 1 || pthread_mutex_trylock(&pool_run_lock) != 0) {
+    if (nt <= 1 || in_task || pthread_mutex_trylock(&pool_run_lock) != 0) {
+        int outer = in_task;
+        in_task = 1;
         fn(arg, 0, 1);
+        in_task = outer;
         return;
     }
     pool.fn = fn;
@@ -155,7 +163,9 @@ void threads_pool_run(ThreadsTask fn, void *arg, int nt) {
         pthread_cond_broadcast(&pool.wake);
         pthread_mutex_unlock(&pool.lock);
     }
+    in_task = 1;
     fn(arg, 0, nt);
+    in_task = 0;
     // A short spin, then sleep: a preempted worker needs the core back.
     for (int spins = 0; __atomic_load_n(&pool.remaining, __ATOMIC_ACQUIRE) > 0; spins++) {
         cpu_relax();
@@ -167,4 +177,34 @@ void threads_pool_run(ThreadsTask fn, void *arg, int nt) {
         pthread_mutex_unlock(&pool.lock);
     }
     pthread_mutex_unlock(&pool_run_lock);
+}
+
+void threads_range(long n, int tid, int team, long *begin, long *end) {
+    *begin = n * tid / team;
+    *end = n * (tid + 1) / team;
+}
+
+typedef struct {
+    ThreadsRange fn;
+    void *arg;
+    long n;
+} ForTask;
+
+static void for_task(void *p, int tid, int team) {
+    const ForTask *t = p;
+    long begin, end;
+    threads_range(t->n, tid, team, &begin, &end);
+    if (begin < end) t->fn(t->arg, begin, end);
+}
+
+void threads_for(long n, int parallel, ThreadsRange fn, void *arg) {
+    if (n <= 0) return;
+    int nt = parallel && !in_task ? threads_get() : 1;
+    if (nt > n) nt = (int)n;
+    if (nt <= 1) {
+        fn(arg, 0, n);
+        return;
+    }
+    ForTask t = {fn, arg, n};
+    threads_pool_run(for_task, &t, nt);
 }

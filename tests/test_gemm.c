@@ -121,8 +121,9 @@ static void check_threads_identical(const char *label) {
     CHECK(all_match, "%s: 1 and 2 threads give bit-identical results", label);
 }
 
-// Two threads of a parallel region each call gemm (which then runs serially
-// with its own packing buffers) on different problems.
+// Two threads of the program call gemm at the same time on different
+// problems: one of them gets the pool, the other runs alone (each with its
+// own packing buffers).
 static void check_inside_parallel(const char *label) {
     int ok[2] = {0, 0};
     threads_set(2);

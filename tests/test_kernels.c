@@ -1,12 +1,12 @@
 // Kernels against naive reference loops (in double) at odd sizes, and their
 // backward passes against central finite differences of a random projection
 // of the output (loss = sum(out * R), so d loss / d out = R).
-#include <omp.h>
 #include <stdlib.h>
 #include <string.h>
 #include "common.h"
 #include "kernels.h"
 #include "test.h"
+#include "threads.h"
 
 static Rng rng;
 
@@ -179,14 +179,14 @@ static void test_thread_independence(void) {
     float *dw[2], *db[2], *dx[2], *dtab[2];
     int tokens[257];
     for (int i = 0; i < N; i++) tokens[i] = i % 5;
-    int saved = omp_get_max_threads();
+    int saved = threads_get();
     for (int t = 0; t < 2; t++) {
-        omp_set_num_threads(t + 1);
+        threads_set(t + 1);
         dw[t] = zeros(C); db[t] = zeros(C); dx[t] = zeros((long)N * C); dtab[t] = zeros(5L * C);
         layernorm_backward(dx[t], dw[t], db[t], R, x, w, mean, rstd, N, C);
         embedding_backward(dtab[t], R, tokens, 1, N, C);
     }
-    omp_set_num_threads(saved);
+    threads_set(saved);
     CHECK(!memcmp(dw[0], dw[1], C * sizeof(float)) && !memcmp(db[0], db[1], C * sizeof(float)) &&
           !memcmp(dx[0], dx[1], (size_t)N * C * sizeof(float)) && !memcmp(dtab[0], dtab[1], 5 * C * sizeof(float)),
           "layernorm and embedding backward: bit-identical with 1 and 2 threads");
@@ -262,10 +262,10 @@ static void test_dropout(void) {
     double frac = 1.0 - (double)kept / n;
     CHECK(fabs(frac - p) < 0.01, "dropout drops a fraction p = 0.3 (%.4f)", frac);
     CHECK(scaled, "dropout scales the kept values by 1/(1-p)");
-    int saved = omp_get_max_threads();
-    omp_set_num_threads(1);
+    int saved = threads_get();
+    threads_set(1);
     dropout_forward(y2, keep2, x, n, p, &r2);
-    omp_set_num_threads(saved);
+    threads_set(saved);
     CHECK(!memcmp(keep, keep2, (size_t)n) && !memcmp(y, y2, (size_t)n * sizeof(float)),
           "dropout mask depends on the seed only, not on the thread count");
     // backward is the same mask and scale, in place
