@@ -218,8 +218,9 @@ static inline __attribute__((always_inline)) void layernorm_param_grads_block(
 
 // The backward as one task: each thread takes its rows of dinp, then its
 // column blocks of dweight and dbias (a second pass over dout: the sums
-// over rows must not depend on how the rows were split).
-static void layernorm_backward_task(const LayerNormArgs *a, int residual, int tid, int team) {
+// over rows must not depend on how the rows were split). Inlined into the
+// two tasks below with a constant `residual`, like the row functions.
+static inline __attribute__((always_inline)) void layernorm_backward_task(const LayerNormArgs *a, int residual, int tid, int team) {
     long C = a->C, n0, n1, b0, b1;
     threads_range(a->N, tid, team, &n0, &n1);
     for (long n = n0; n < n1; n++)
