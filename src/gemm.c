@@ -480,26 +480,30 @@ static void gemm_packed_driver(const GemmArgs *g, const GemmPathDesc *path, int 
 // Prepacked B
 
 int gemm_pack_b(GemmPackedB *pb, int trans_b, int K, int N, const float *B, int ldb) {
-    memset(pb, 0, sizeof *pb);
+    int path_id = gemm_get_path();
+    int reuse = pb->panels && pb->trans_b == trans_b && pb->K == K && pb->N == N && pb->path == path_id;
+    if (!reuse) gemm_packed_b_free(pb);
     if (K <= 0 || N <= 0) return -1;
     pb->trans_b = trans_b;
     pb->K = K;
     pb->N = N;
-    pb->path = gemm_get_path();
+    pb->path = path_id;
     const GemmPathDesc *path = path_desc(pb->path);
     if (!path) {
         // The reference path multiplies op(B) as given: keep a copy of it as (K, N).
-        pb->panels = malloc_check(sizeof(float) * K * N);
+        if (!reuse) pb->panels = malloc_check(sizeof(float) * K * N);
         for (int k = 0; k < K; k++)
             for (int j = 0; j < N; j++)
                 pb->panels[(long)k * N + j] = trans_b ? B[(long)j * ldb + k] : B[(long)k * ldb + j];
         return 0;
     }
     const int nr = path->nr, nc_max = GEMM_NC / nr * nr;
-    size_t floats = (size_t)ceil_div(N, nr) * nr * K;
-    void *mem = NULL;
-    if (posix_memalign(&mem, 64, floats * sizeof(float)) != 0) abort();
-    pb->panels = mem;
+    if (!reuse) {
+        size_t floats = (size_t)ceil_div(N, nr) * nr * K;
+        void *mem = NULL;
+        if (posix_memalign(&mem, 64, floats * sizeof(float)) != 0) abort();
+        pb->panels = mem;
+    }
     for (int jc = 0; jc < N; jc += nc_max) {
         int nc = N - jc < nc_max ? N - jc : nc_max;
         const int kc_block = k_block(K);

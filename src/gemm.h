@@ -34,8 +34,11 @@ typedef struct {
     float *panels;
 } GemmPackedB;
 
-// Packs op(B) (K, N): B is (K, N), or (N, K) when trans_b. Returns -1 for
-// an empty matrix.
+// Packs op(B) (K, N): B is (K, N), or (N, K) when trans_b. pb must be
+// zeroed or hold an earlier packing: one of the same shape, transposition
+// and path has its memory reused (repacking a decoder's weights for every
+// batch then writes pages that are already mapped), any other is freed.
+// Returns -1 for an empty matrix.
 int gemm_pack_b(GemmPackedB *pb, int trans_b, int K, int N, const float *B, int ldb);
 void gemm_packed_b_free(GemmPackedB *pb);
 void gemm_prepacked(int trans_a, int M, float alpha, const float *A, int lda,

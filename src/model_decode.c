@@ -67,15 +67,20 @@ void decode_state_free(DecodeState *st) {
 }
 
 // Packs op(B) = W^T of every Linear a decoding step runs (K = in, N = out),
-// in the order of packed_weight(). With B <= 4 rows gemm's unpacked kernels
-// are used instead, and nothing is packed.
+// in the order of packed_weight(), into the memory of the previous batch's
+// packing. With B <= 4 rows gemm's unpacked kernels are used instead, and
+// nothing is packed.
 static void pack_decoder_weights(const Model *m, DecodeState *st) {
     const ModelConfig *c = &m->config;
     int C = c->d_model, F = c->d_ff;
-    free_packed(st);
-    if (st->B <= 4) return;
-    st->n_packed = c->n_dec_layers * DECODE_PACKED_PER_LAYER + 1;
-    st->packed = calloc_check((size_t)st->n_packed, sizeof *st->packed);
+    if (st->B <= 4) {
+        free_packed(st);
+        return;
+    }
+    if (!st->packed) {
+        st->n_packed = c->n_dec_layers * DECODE_PACKED_PER_LAYER + 1;
+        st->packed = calloc_check((size_t)st->n_packed, sizeof *st->packed);
+    }
     for (int l = 0; l < c->n_dec_layers; l++) {
         LayerParams w = dec_layer(&m->params, c, l);
         GemmPackedB *pb = st->packed + l * DECODE_PACKED_PER_LAYER;

@@ -150,7 +150,7 @@ static void check_inside_parallel(const char *label) {
 // and the reference closely, for both transpositions of each operand.
 static void check_prepacked(const char *label, double tolerance) {
     static const int shapes[][3] = {{24, 300, 260}, {9, 2100, 33}, {8, 100, 1000}, {5, 17, 3}};
-    int identical = 1, close = 1;
+    int identical = 1, close = 1, reused = 1;
     for (int s = 0; s < 4; s++)
         for (int t = 0; t < 4; t++) {
             int ta = t >> 1, tb = t & 1, M = shapes[s][0], N = shapes[s][1], K = shapes[s][2];
@@ -161,18 +161,27 @@ static void check_prepacked(const char *label, double tolerance) {
             for (int i = 0; i < (ta ? K : M) * lda; i++) A[i] = frand(&seed);
             for (int i = 0; i < (tb ? N : K) * ldb; i++) B[i] = frand(&seed);
             for (int i = 0; i < M * N; i++) C1[i] = C2[i] = R[i] = frand(&seed);
-            GemmPackedB pb;
+            GemmPackedB pb = {0};
             int packed = gemm_pack_b(&pb, tb, K, N, B, ldb) == 0;
             gemm(ta, tb, M, N, K, 0.5f, A, lda, B, ldb, 0.25f, C1, N);
             if (packed) gemm_prepacked(ta, M, 0.5f, A, lda, &pb, 0.25f, C2, N);
             gemm_reference(ta, tb, M, N, K, 0.5f, A, lda, B, ldb, 0.25f, R, N);
             identical &= packed && memcmp(C1, C2, sizeof(float) * M * N) == 0;
             close &= packed && rel_diff(C2, R, (long)M * N, NULL) < tolerance;
+            // Repacking new values into the same memory (a decoder's next batch).
+            float *old_panels = pb.panels;
+            for (int i = 0; i < (tb ? N : K) * ldb; i++) B[i] = 1.0f - B[i];
+            packed &= gemm_pack_b(&pb, tb, K, N, B, ldb) == 0;
+            reused &= pb.panels == old_panels;
+            gemm(ta, tb, M, N, K, 1.0f, A, lda, B, ldb, 0.0f, C1, N);
+            if (packed) gemm_prepacked(ta, M, 1.0f, A, lda, &pb, 0.0f, C2, N);
+            identical &= packed && memcmp(C1, C2, sizeof(float) * M * N) == 0;
             if (packed) gemm_packed_b_free(&pb);
             free(A); free(B); free(C1); free(C2); free(R);
         }
     CHECK(close, "%s: prepacked B matches the reference (to %.0e), all transpositions, N > 2048, K > 768", label, tolerance);
-    CHECK(identical, "%s: prepacked B gives the same bits as gemm()", label);
+    CHECK(identical, "%s: prepacked B gives the same bits as gemm(), packed anew and repacked", label);
+    CHECK(reused, "%s: repacking a matrix of the same shape reuses the panels' memory", label);
 }
 
 // Round to the nearest bfloat16, ties to even (what vcvtneps2bf16 does for
