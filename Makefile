@@ -5,8 +5,8 @@ CC      ?= gcc
 ARCH    ?= -march=native
 OPT     ?= -O2
 SAN     ?=
-CFLAGS  := $(OPT) $(SAN) -std=c11 -Wall -Wextra -g -fopenmp $(ARCH) -D_GNU_SOURCE -MMD -MP $(EXTRA_CFLAGS)
-LDLIBS  := -lm -fopenmp $(SAN)
+CFLAGS  := $(OPT) $(SAN) -std=c11 -Wall -Wextra -g -fopenmp-simd $(ARCH) -D_GNU_SOURCE -MMD -MP $(EXTRA_CFLAGS)
+LDLIBS  := -lm -pthread $(SAN)
 BUILD   ?= build
 
 LIB_SRC   := $(filter-out src/main.c,$(wildcard src/*.c))
@@ -30,8 +30,10 @@ $(BUILD)/libattn.a: $(LIB_OBJ)
 $(BUILD)/attn: $(BUILD)/obj/main.o $(BUILD)/libattn.a
 	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
 
+# Tests may start OpenMP threads of their own (concurrency checks); attn
+# itself uses OpenMP only for `omp simd`, and its threads are the pool's.
 $(BUILD)/tests/%: tests/%.c tests/test.h $(BUILD)/libattn.a | $(BUILD)/tests
-	$(CC) $(CFLAGS) -Isrc -o $@ $< $(BUILD)/libattn.a $(LDLIBS)
+	$(CC) $(CFLAGS) -fopenmp -Isrc -o $@ $< $(BUILD)/libattn.a $(LDLIBS) -fopenmp
 
 $(BUILD)/obj $(BUILD)/tests:
 	mkdir -p $@
