@@ -236,7 +236,12 @@ typedef struct {
     float *C;
     int lda, ldb, ldc;
     const float *prepacked_b;  // gemm_pack_b's panels of all of op(B), or NULL to pack here
+    const GemmEpilogue *ep;    // run on each final block of C, or NULL
 } GemmArgs;
+
+static void run_epilogue(const GemmArgs *g, int i0, int m, int j0, int n) {
+    if (g->ep && m > 0 && n > 0) g->ep->fn(g->ep->ctx, g->C, g->ldc, i0, m, j0, n);
+}
 
 // Where the packed (kc, nc) block of op(B) at (jc, pc) starts in a full
 // prepacked op(B): blocks of NC columns one after the other, each holding its
@@ -366,6 +371,10 @@ static void gemm_thread(const GemmArgs *g, const GemmPathDesc *path, float *pack
                                      rows, cols, g->alpha, beta);
                     }
                 }
+                if (pc + kc == g->K) {   // the unit's block of C is final: still in cache
+                    int j_end = q1 * nr < nc ? q1 * nr : nc;
+                    run_epilogue(g, ic, mc, jc + q0 * nr, j_end - q0 * nr);
+                }
                 finish_item(work);
             }
             start += units;
@@ -411,7 +420,10 @@ static void gemm_direct_task(void *arg, int tid, int team) {
     const GemmArgs *g = t->g;
     int j0 = t->blocks * tid / team * t->align, j1 = t->blocks * (tid + 1) / team * t->align;
     if (j1 > g->N) j1 = g->N;
-    if (j0 < j1) t->kernel(g->trans_a, g->M, j0, j1, g->K, g->alpha, g->A, g->lda, g->B, g->ldb, g->beta, g->C, g->ldc);
+    if (j0 < j1) {
+        t->kernel(g->trans_a, g->M, j0, j1, g->K, g->alpha, g->A, g->lda, g->B, g->ldb, g->beta, g->C, g->ldc);
+        run_epilogue(g, 0, g->M, j0, j1 - j0);
+    }
 }
 
 // Runs a direct kernel, the columns split over nt threads in blocks of `align`.
@@ -424,14 +436,21 @@ static void gemm_direct(GemmDirect kernel, int align, int nt, const GemmArgs *g)
 void gemm(int trans_a, int trans_b, int M, int N, int K, float alpha,
           const float *A, int lda, const float *B, int ldb,
           float beta, float *C, int ldc) {
+    gemm_epilogue(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, NULL);
+}
+
+void gemm_epilogue(int trans_a, int trans_b, int M, int N, int K, float alpha,
+                   const float *A, int lda, const float *B, int ldb,
+                   float beta, float *C, int ldc, const GemmEpilogue *ep) {
     if (M <= 0 || N <= 0) return;
-    if (K <= 0 || alpha == 0.0f) { scale_c(M, N, beta, C, ldc); return; }
+    GemmArgs g = {trans_a, trans_b, M, N, K, alpha, beta, A, B, C, lda, ldb, ldc, NULL, ep};
     const GemmPathDesc *path = path_desc(gemm_get_path());
-    if (!path) {
-        gemm_reference(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+    if (K <= 0 || alpha == 0.0f || !path) {
+        if (K <= 0 || alpha == 0.0f) scale_c(M, N, beta, C, ldc);
+        else gemm_reference(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+        run_epilogue(&g, 0, M, 0, N);
         return;
     }
-    GemmArgs g = {trans_a, trans_b, M, N, K, alpha, beta, A, B, C, lda, ldb, ldc, NULL};
     int nt = threads_get();
     if (threads_in_task() || (long)M * N * K < GEMM_PARALLEL_MIN_MACS) nt = 1;
     int align;
@@ -523,16 +542,17 @@ void gemm_packed_b_free(GemmPackedB *pb) {
 }
 
 void gemm_prepacked(int trans_a, int M, float alpha, const float *A, int lda,
-                    const GemmPackedB *pb, float beta, float *C, int ldc) {
+                    const GemmPackedB *pb, float beta, float *C, int ldc, const GemmEpilogue *ep) {
     int N = pb->N, K = pb->K;
     if (M <= 0) return;
-    if (alpha == 0.0f) { scale_c(M, N, beta, C, ldc); return; }
+    GemmArgs g = {trans_a, pb->trans_b, M, N, K, alpha, beta, A, NULL, C, lda, 0, ldc, pb->panels, ep};
     const GemmPathDesc *path = path_desc(pb->path);
-    if (!path) {
-        gemm_reference(trans_a, 0, M, N, K, alpha, A, lda, pb->panels, N, beta, C, ldc);
+    if (alpha == 0.0f || !path) {
+        if (alpha == 0.0f) scale_c(M, N, beta, C, ldc);
+        else gemm_reference(trans_a, 0, M, N, K, alpha, A, lda, pb->panels, N, beta, C, ldc);
+        run_epilogue(&g, 0, M, 0, N);
         return;
     }
-    GemmArgs g = {trans_a, pb->trans_b, M, N, K, alpha, beta, A, NULL, C, lda, 0, ldc, pb->panels};
     int nt = threads_get();
     if (threads_in_task() || (long)M * N * K < GEMM_PARALLEL_MIN_MACS) nt = 1;
     gemm_packed_driver(&g, path, nt);

@@ -17,6 +17,22 @@ void gemm(int trans_a, int trans_b, int M, int N, int K, float alpha,
           const float *A, int lda, const float *B, int ldb,
           float beta, float *C, int ldc);
 
+// Work fused into the product: fn(ctx, C, ldc, i0, m, j0, n) runs on each
+// block of C, rows [i0, i0 + m) and columns [j0, j0 + n), as soon as the
+// block is final (its whole sum is in), while it is still in cache: a bias,
+// an activation and a dropout cost no pass of their own over C. The blocks
+// are disjoint and cover C once; they run on any thread, in any order, so
+// fn must treat each element on its own (by its row and column).
+typedef struct {
+    void (*fn)(const void *ctx, float *C, int ldc, int i0, int m, int j0, int n);
+    const void *ctx;
+} GemmEpilogue;
+
+// gemm() with an epilogue (ep NULL: none).
+void gemm_epilogue(int trans_a, int trans_b, int M, int N, int K, float alpha,
+                   const float *A, int lda, const float *B, int ldb,
+                   float beta, float *C, int ldc, const GemmEpilogue *ep);
+
 // The plain-C reference that the fast path is tested against.
 void gemm_reference(int trans_a, int trans_b, int M, int N, int K, float alpha,
                     const float *A, int lda, const float *B, int ldb,
@@ -42,7 +58,7 @@ typedef struct {
 int gemm_pack_b(GemmPackedB *pb, int trans_b, int K, int N, const float *B, int ldb);
 void gemm_packed_b_free(GemmPackedB *pb);
 void gemm_prepacked(int trans_a, int M, float alpha, const float *A, int lda,
-                    const GemmPackedB *pb, float beta, float *C, int ldc);
+                    const GemmPackedB *pb, float beta, float *C, int ldc, const GemmEpilogue *ep);
 
 // Instruction-set paths of gemm(). AUTO picks the best float32 one CPUID
 // reports (AVX-512, else AVX2 + FMA, else the reference). AVX512_BF16 is an

@@ -56,27 +56,73 @@ static void column_sums_accumulate(float *y, const float *x, int N, int C) {
 // ---------------------------------------------------------------------------
 // Linear
 
-typedef struct {
-    float *out;
-    const float *bias;
-    int OC;
-} BiasRows;
+#define INV_SQRT2 0.70710678118654752440
+#define INV_SQRT_2PI 0.39894228040143267794
 
-static void add_bias_rows(void *arg, long n0, long n1) {
-    const BiasRows *a = arg;
-    for (long n = n0; n < n1; n++) {
-        float *row = a->out + n * a->OC;
-        #pragma omp simd
-        for (int o = 0; o < a->OC; o++) row[o] += a->bias[o];
+// The block [i0, i0 + m) x [j0, j0 + n) of C: bias, activation, dropout with
+// the expressions of relu_forward / gelu_forward and dropout_forward_seeded,
+// so the same bits as those passes.
+static void linear_epilogue_block(const void *arg, float *C, int ldc, int i0, int m, int j0, int n) {
+    const LinearEpilogue *e = arg;
+    for (long i = i0; i < i0 + m; i++) {
+        float *c = C + i * ldc + j0;
+        if (e->bias) {
+            const float *b = e->bias + j0;
+            #pragma omp simd
+            for (int j = 0; j < n; j++) c[j] += b[j];
+        }
+        float *y = e->act + i * e->OC + j0;
+        if (e->act_fn == LINEAR_NO_ACT && !e->drop && y == c) continue;
+        if (e->act_fn == LINEAR_RELU) {
+            #pragma omp simd
+            for (int j = 0; j < n; j++) y[j] = c[j] > 0.0f ? c[j] : 0.0f;
+        } else if (e->act_fn == LINEAR_GELU) {
+            for (int j = 0; j < n; j++) y[j] = 0.5f * c[j] * (1.0f + erff(c[j] * (float)INV_SQRT2));
+        } else if (y != c) {
+            memcpy(y, c, (size_t)n * sizeof(float));
+        }
+        if (e->drop) {
+            uint64_t base = (uint64_t)(i * e->OC + j0);
+            uint32_t key_lo = e->key_lo, key_hi = e->key_hi, threshold = e->threshold;
+            float scale = e->scale;
+            #pragma omp simd
+            for (int j = 0; j < n; j++) y[j] = dropout_keep(key_lo, key_hi, base + j, threshold) ? y[j] * scale : 0.0f;
+        }
     }
 }
 
+void linear_epilogue_init(LinearEpilogue *e, GemmEpilogue *ep, const float *bias, float *act, int OC,
+                          int act_fn, float p, uint64_t seed) {
+    memset(e, 0, sizeof *e);
+    e->bias = bias;
+    e->act = act;
+    e->OC = OC;
+    e->act_fn = act_fn;
+    e->drop = p > 0.0f;
+    if (e->drop) {
+        e->scale = 1.0f / (1.0f - p);
+        e->threshold = dropout_threshold(p);
+        e->key_lo = (uint32_t)seed;
+        e->key_hi = (uint32_t)(seed >> 32);
+    }
+    ep->fn = linear_epilogue_block;
+    ep->ctx = e;
+}
+
+void linear_fused_forward(float *out, const float *inp, const float *weight, int N, int IC,
+                          const LinearEpilogue *e) {
+    GemmEpilogue ep = {linear_epilogue_block, e};
+    int work = e->bias || e->act_fn != LINEAR_NO_ACT || e->drop || e->act != out;
+    gemm_epilogue(0, 1, N, e->OC, IC, 1.0f, inp, IC, weight, IC, 0.0f, out, e->OC, work ? &ep : NULL);
+}
+
+// The bias is added to each block of the output as gemm finishes it.
 void linear_forward(float *out, const float *inp, const float *weight, const float *bias,
                     int N, int IC, int OC) {
-    gemm(0, 1, N, OC, IC, 1.0f, inp, IC, weight, IC, 0.0f, out, OC);
-    if (!bias) return;
-    BiasRows a = {out, bias, OC};
-    threads_for(N, (long)N * OC >= PARALLEL_MIN_WORK, add_bias_rows, &a);
+    LinearEpilogue e;
+    GemmEpilogue ep;
+    linear_epilogue_init(&e, &ep, bias, out, OC, LINEAR_NO_ACT, 0.0f, 0);
+    linear_fused_forward(out, inp, weight, N, IC, &e);
 }
 
 void linear_backward(float *dinp, float *dweight, float *dbias,
@@ -315,9 +361,6 @@ void relu_dropout_backward(float *d, const float *act, long n, float p) {
     ElementArgs a = {.out = d, .x = act, .scale = p > 0.0f ? 1.0f / (1.0f - p) : 1.0f};
     elementwise(n, relu_dropout_backward_range, &a);
 }
-
-#define INV_SQRT2 0.70710678118654752440
-#define INV_SQRT_2PI 0.39894228040143267794
 
 static void gelu_forward_range(void *arg, long i0, long i1) {
     const ElementArgs *a = arg;

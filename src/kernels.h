@@ -17,6 +17,7 @@
 #ifndef ATTN_KERNELS_H
 #define ATTN_KERNELS_H
 #include <stdint.h>
+#include "gemm.h"
 #include "rng.h"
 
 #define LAYERNORM_EPS 1e-5f
@@ -55,6 +56,29 @@ static inline float expf_fast(float x) {
 // PyTorch, bias (OC) or NULL. Matrix products go through gemm().
 void linear_forward(float *out, const float *inp, const float *weight, const float *bias,
                     int N, int IC, int OC);
+// What linear_fused_forward does to each output value after the bias:
+// optionally an activation, then optionally dropout.
+enum { LINEAR_NO_ACT = 0, LINEAR_RELU = 1, LINEAR_GELU = 2 };
+typedef struct {
+    const float *bias;       // (OC) or NULL
+    float *act;              // (N, OC) activation output; may be out itself
+    int OC, act_fn;          // act_fn: LINEAR_*
+    int drop;                // dropout on act (else act is the activation)
+    float scale;             // 1 / (1 - p)
+    uint32_t key_lo, key_hi, threshold;
+} LinearEpilogue;
+// Fills e for linear_fused_forward or for gemm_prepacked's epilogue (ep):
+// dropout with p and seed is that of dropout_forward_seeded(seed), on the
+// flat index n * OC + o (p 0: none).
+void linear_epilogue_init(LinearEpilogue *e, GemmEpilogue *ep, const float *bias, float *act, int OC,
+                          int act_fn, float p, uint64_t seed);
+// out = inp @ weight^T + bias, then act = dropout(act_fn(out)) (act may be
+// out), each output block finished while gemm still has it in cache: the
+// same values as linear_forward, relu_forward / gelu_forward and
+// dropout_forward_seeded one after the other, without their passes over
+// memory.
+void linear_fused_forward(float *out, const float *inp, const float *weight, int N, int IC,
+                          const LinearEpilogue *e);
 // dinp (N, IC) += dout @ weight; dweight (OC, IC) += dout^T @ inp;
 // dbias (OC) += column sums of dout. dinp or dbias may be NULL (skipped).
 void linear_backward(float *dinp, float *dweight, float *dbias,

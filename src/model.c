@@ -467,14 +467,20 @@ static const float *dec_layer_output(const Model *m, int l) {
 
 // ff(h) = linear2(drop(act(linear1(h)))), h (N, C) -> ff2 (N, C). With
 // ReLU, ff1 == act: the activation and its dropout run in place.
-static void ffn_forward(float *ff1, float *act, uint64_t *act_seed, float *ff2, const float *inp,
-                        const LayerParams *w, int N, const ModelConfig *c, float p_ffn, Rng *rng) {
-    long NF = (long)N * c->d_ff;
-    linear_forward(ff1, inp, w->ff1_w, w->ff1_b, N, c->d_model, c->d_ff);
-    if (c->activation == ACT_GELU) gelu_forward(act, ff1, NF);
-    else relu_forward(act, ff1, NF);
-    drop_site(act, NF, p_ffn, act_seed, rng);
-    linear_forward(ff2, act, w->ff2_w, w->ff2_b, N, c->d_ff, c->d_model);
+// The FFN with both its dropouts: on the activation (act_seed) and on its
+// output (ff2_seed, the residual dropout), each fused into its Linear.
+static void ffn_forward(float *ff1, float *act, uint64_t *act_seed, float *ff2, uint64_t *ff2_seed,
+                        const float *inp, const LayerParams *w, int N, const ModelConfig *c, float p_ffn,
+                        float p_res, Rng *rng) {
+    LinearEpilogue e;
+    GemmEpilogue ep;
+    int act_fn = c->activation == ACT_GELU ? LINEAR_GELU : LINEAR_RELU;
+    *act_seed = p_ffn > 0.0f ? rng_next(rng) : 0;
+    linear_epilogue_init(&e, &ep, w->ff1_b, act, c->d_ff, act_fn, p_ffn, *act_seed);
+    linear_fused_forward(ff1, inp, w->ff1_w, N, c->d_model, &e);
+    *ff2_seed = p_res > 0.0f ? rng_next(rng) : 0;
+    linear_epilogue_init(&e, &ep, w->ff2_b, ff2, c->d_model, LINEAR_NO_ACT, p_res, *ff2_seed);
+    linear_fused_forward(ff2, act, w->ff2_w, N, c->d_ff, &e);
 }
 
 static void encoder_layer_forward(Model *m, int l, const float *x, int B, int S, Rng *rng) {
@@ -491,15 +497,13 @@ static void encoder_layer_forward(Model *m, int l, const float *x, int B, int S,
         drop_site(L->self.out, n, pr, &L->self_seed, rng);
         residual_forward(L->res1, x, L->self.out, n);
         layernorm_forward(L->ln2, L->ln2_mean, L->ln2_rstd, L->res1, w.ln2_w, w.ln2_b, N, C);
-        ffn_forward(L->ff1, L->act, &L->act_seed, L->ff2, L->ln2, &w, N, c, pf, rng);
-        drop_site(L->ff2, n, pr, &L->ff2_seed, rng);
+        ffn_forward(L->ff1, L->act, &L->act_seed, L->ff2, &L->ff2_seed, L->ln2, &w, N, c, pf, pr, rng);
         residual_forward(L->res2, L->res1, L->ff2, n);
     } else {
         self_attention_forward(&L->self, x, &w.self, a->src_pad, B, S, C, c->n_heads, 0, pa, rng);
         drop_site(L->self.out, n, pr, &L->self_seed, rng);
         layernorm_residual_forward(L->ln1, L->ln1_mean, L->ln1_rstd, x, L->self.out, w.ln1_w, w.ln1_b, N, C);
-        ffn_forward(L->ff1, L->act, &L->act_seed, L->ff2, L->ln1, &w, N, c, pf, rng);
-        drop_site(L->ff2, n, pr, &L->ff2_seed, rng);
+        ffn_forward(L->ff1, L->act, &L->act_seed, L->ff2, &L->ff2_seed, L->ln1, &w, N, c, pf, pr, rng);
         layernorm_residual_forward(L->ln2, L->ln2_mean, L->ln2_rstd, L->ln1, L->ff2, w.ln2_w, w.ln2_b, N, C);
     }
 }
@@ -522,8 +526,7 @@ static void decoder_layer_forward(Model *m, int l, const float *x, int B, int T,
         drop_site(L->cross.out, n, pr, &L->cross_seed, rng);
         residual_forward(L->res2, L->res1, L->cross.out, n);
         layernorm_forward(L->ln3, L->ln3_mean, L->ln3_rstd, L->res2, w.ln3_w, w.ln3_b, N, C);
-        ffn_forward(L->ff1, L->act, &L->act_seed, L->ff2, L->ln3, &w, N, c, pf, rng);
-        drop_site(L->ff2, n, pr, &L->ff2_seed, rng);
+        ffn_forward(L->ff1, L->act, &L->act_seed, L->ff2, &L->ff2_seed, L->ln3, &w, N, c, pf, pr, rng);
         residual_forward(L->res3, L->res2, L->ff2, n);
     } else {
         self_attention_forward(&L->self, x, &w.self, a->tgt_pad, B, T, C, NH, 1, pa, rng);
@@ -532,8 +535,7 @@ static void decoder_layer_forward(Model *m, int l, const float *x, int B, int T,
         cross_attention_forward(&L->cross, L->ln1, a->memory, &w.cross, a->src_pad, B, T, S, C, NH, pa, rng);
         drop_site(L->cross.out, n, pr, &L->cross_seed, rng);
         layernorm_residual_forward(L->ln2, L->ln2_mean, L->ln2_rstd, L->ln1, L->cross.out, w.ln2_w, w.ln2_b, N, C);
-        ffn_forward(L->ff1, L->act, &L->act_seed, L->ff2, L->ln2, &w, N, c, pf, rng);
-        drop_site(L->ff2, n, pr, &L->ff2_seed, rng);
+        ffn_forward(L->ff1, L->act, &L->act_seed, L->ff2, &L->ff2_seed, L->ln2, &w, N, c, pf, pr, rng);
         layernorm_residual_forward(L->ln3, L->ln3_mean, L->ln3_rstd, L->ln2, L->ff2, w.ln3_w, w.ln3_b, N, C);
     }
 }

@@ -94,19 +94,17 @@ static void pack_decoder_weights(const Model *m, DecodeState *st) {
     gemm_pack_b(&st->packed[st->n_packed - 1], 1, C, c->tgt_vocab, m->params.gen_w, C);
 }
 
-// out (n, OC) = inp (n, IC) @ weight^T + bias for n rows of the batch,
-// through the packed weight `which` of layer l (l = -1: the generator) when
-// there is one, else linear_forward.
+// out (n, OC) = act_fn(inp (n, IC) @ weight^T + bias) for n rows of the
+// batch (act_fn: LINEAR_*), through the packed weight `which` of layer l
+// (l = -1: the generator) when there is one, else the unpacked product.
 static void decode_linear(const DecodeState *st, int l, int which, float *out, const float *inp,
-                          const float *weight, const float *bias, int n, int IC, int OC) {
-    if (!st->packed) { linear_forward(out, inp, weight, bias, n, IC, OC); return; }
+                          const float *weight, const float *bias, int n, int IC, int OC, int act_fn) {
+    LinearEpilogue e;
+    GemmEpilogue ep;
+    linear_epilogue_init(&e, &ep, bias, out, OC, act_fn, 0.0f, 0);
+    if (!st->packed) { linear_fused_forward(out, inp, weight, n, IC, &e); return; }
     const GemmPackedB *pb = l < 0 ? &st->packed[st->n_packed - 1] : &st->packed[l * DECODE_PACKED_PER_LAYER + which];
-    gemm_prepacked(0, n, 1.0f, inp, IC, pb, 0.0f, out, OC);
-    for (int b = 0; b < n; b++) {
-        float *row = out + (long)b * OC;
-        #pragma omp simd
-        for (int o = 0; o < OC; o++) row[o] += bias[o];
-    }
+    gemm_prepacked(0, n, 1.0f, inp, IC, pb, 0.0f, out, OC, &ep);
 }
 
 // The projected memory kv (B, S, 2C) of one layer into the caches: keys
@@ -236,7 +234,7 @@ static void rows_self_attention(const DecodeRows *r, const LayerParams *w, int l
     long Tm = st->max_T > st->max_S ? st->max_T : st->max_S;
     long T = st->max_T, layer_off = (long)l * st->max_B * T * C + (long)b0 * T * C;
     float *qkv = st->qkv + (long)b0 * 3 * C;
-    decode_linear(st, l, 0, qkv, inp, w->self.in_w, w->self.in_b, n, C, 3 * C);
+    decode_linear(st, l, 0, qkv, inp, w->self.in_w, w->self.in_b, n, C, 3 * C, LINEAR_NO_ACT);
     for (int b = 0; b < n; b++) {
         float *kt = st->self_kt + layer_off + (long)b * C * T + pos;
         const float *k = qkv + (long)b * 3 * C + C;
@@ -248,7 +246,8 @@ static void rows_self_attention(const DecodeRows *r, const LayerParams *w, int l
         attend_row(st->att + (long)(b0 + b) * C, probs + (long)b * NH * (pos + 1), qkv + (long)b * 3 * C,
                    st->self_kt + layer_off + (long)b * C * T, T, st->self_v + layer_off + (long)b * T * C, C,
                    NULL, pos + 1, C, NH);
-    decode_linear(st, l, 1, st->sub + (long)b0 * C, st->att + (long)b0 * C, w->self.out_w, w->self.out_b, n, C, C);
+    decode_linear(st, l, 1, st->sub + (long)b0 * C, st->att + (long)b0 * C, w->self.out_w, w->self.out_b, n, C, C,
+                  LINEAR_NO_ACT);
 }
 
 static void rows_cross_attention(const DecodeRows *r, const LayerParams *w, int l, const float *inp) {
@@ -257,14 +256,15 @@ static void rows_cross_attention(const DecodeRows *r, const LayerParams *w, int 
     int C = c->d_model, NH = c->n_heads, b0 = r->b0, n = r->n, S = st->S;
     long off = ((long)l * st->max_B + b0) * st->max_S * C;
     float *q = st->qkv + (long)b0 * 3 * C;  // (n, C) rows, ld C, inside this range's qkv rows
-    decode_linear(st, l, 2, q, inp, w->cross.in_w, w->cross.in_b, n, C, C);
+    decode_linear(st, l, 2, q, inp, w->cross.in_w, w->cross.in_b, n, C, C, LINEAR_NO_ACT);
     for (int b = 0; b < n; b++) {
         long row = off + (long)b * st->max_S * C;
         attend_row(st->att + (long)(b0 + b) * C, st->probs + (long)(b0 + b) * NH * S, q + (long)b * C,
                    st->cross_kt + row, st->max_S, st->cross_v + row, C, st->mem_pad + (long)(b0 + b) * st->max_S,
                    S, C, NH);
     }
-    decode_linear(st, l, 3, st->sub + (long)b0 * C, st->att + (long)b0 * C, w->cross.out_w, w->cross.out_b, n, C, C);
+    decode_linear(st, l, 3, st->sub + (long)b0 * C, st->att + (long)b0 * C, w->cross.out_w, w->cross.out_b, n, C,
+                  C, LINEAR_NO_ACT);
 }
 
 static void rows_ffn(const DecodeRows *r, const LayerParams *w, int l, const float *inp) {
@@ -272,10 +272,9 @@ static void rows_ffn(const DecodeRows *r, const LayerParams *w, int l, const flo
     DecodeState *st = r->st;
     int C = c->d_model, F = c->d_ff, b0 = r->b0, n = r->n;
     float *ff = st->ff + (long)b0 * F;
-    decode_linear(st, l, 4, ff, inp, w->ff1_w, w->ff1_b, n, C, F);
-    if (c->activation == ACT_GELU) gelu_forward(ff, ff, (long)n * F);
-    else relu_forward(ff, ff, (long)n * F);
-    decode_linear(st, l, 5, st->sub + (long)b0 * C, ff, w->ff2_w, w->ff2_b, n, F, C);
+    decode_linear(st, l, 4, ff, inp, w->ff1_w, w->ff1_b, n, C, F,
+                  c->activation == ACT_GELU ? LINEAR_GELU : LINEAR_RELU);
+    decode_linear(st, l, 5, st->sub + (long)b0 * C, ff, w->ff2_w, w->ff2_b, n, F, C, LINEAR_NO_ACT);
 }
 
 // One residual sublayer of the rows: pre-LN x += f(norm(x)); post-LN
@@ -315,7 +314,7 @@ static void decode_rows(const DecodeRows *r, const int *tokens) {
     }
     layernorm_forward(h, st->mean + b0, st->rstd + b0, x, m->params.dec_norm_w, m->params.dec_norm_b, n, C);
     decode_linear(st, -1, 0, st->logits + (long)b0 * c->tgt_vocab, h, m->params.gen_w, m->params.gen_b, n, C,
-                  c->tgt_vocab);
+                  c->tgt_vocab, LINEAR_NO_ACT);
 }
 
 // Rows per thread below which a step keeps the batch whole and lets each

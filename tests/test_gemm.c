@@ -164,7 +164,7 @@ static void check_prepacked(const char *label, double tolerance) {
             GemmPackedB pb = {0};
             int packed = gemm_pack_b(&pb, tb, K, N, B, ldb) == 0;
             gemm(ta, tb, M, N, K, 0.5f, A, lda, B, ldb, 0.25f, C1, N);
-            if (packed) gemm_prepacked(ta, M, 0.5f, A, lda, &pb, 0.25f, C2, N);
+            if (packed) gemm_prepacked(ta, M, 0.5f, A, lda, &pb, 0.25f, C2, N, NULL);
             gemm_reference(ta, tb, M, N, K, 0.5f, A, lda, B, ldb, 0.25f, R, N);
             identical &= packed && memcmp(C1, C2, sizeof(float) * M * N) == 0;
             close &= packed && rel_diff(C2, R, (long)M * N, NULL) < tolerance;
@@ -174,7 +174,7 @@ static void check_prepacked(const char *label, double tolerance) {
             packed &= gemm_pack_b(&pb, tb, K, N, B, ldb) == 0;
             reused &= pb.panels == old_panels;
             gemm(ta, tb, M, N, K, 1.0f, A, lda, B, ldb, 0.0f, C1, N);
-            if (packed) gemm_prepacked(ta, M, 1.0f, A, lda, &pb, 0.0f, C2, N);
+            if (packed) gemm_prepacked(ta, M, 1.0f, A, lda, &pb, 0.0f, C2, N, NULL);
             identical &= packed && memcmp(C1, C2, sizeof(float) * M * N) == 0;
             if (packed) gemm_packed_b_free(&pb);
             free(A); free(B); free(C1); free(C2); free(R);
@@ -284,6 +284,60 @@ static void check_pool(void) {
     CHECK(lost == 0, "pool: two callers at once both complete (%d lost)", lost);
 }
 
+// An epilogue that counts its visits per element and adds 1: every block
+// of C must come exactly once, after its final sum (so C = gemm's + 1).
+typedef struct {
+    int *visits;
+    int N;
+} Visits;
+
+static void visit_block(const void *arg, float *C, int ldc, int i0, int m, int j0, int n) {
+    const Visits *v = arg;
+    for (int i = i0; i < i0 + m; i++)
+        for (int j = j0; j < j0 + n; j++) {
+            __atomic_fetch_add(&v->visits[i * v->N + j], 1, __ATOMIC_RELAXED);
+            C[(long)i * ldc + j] += 1.0f;
+        }
+}
+
+static void check_epilogue(const char *label) {
+    // direct (M <= 4), packed, blocked in K, N and M, and a prepacked B
+    static const int shapes[][3] = {{3, 70, 40}, {37, 45, 29}, {200, 2100, 800}, {64, 300, 100}};
+    int once = 1, exact = 1;
+    for (int s = 0; s < 4; s++)
+        for (int t = 0; t < 5; t++) {
+            int M = shapes[s][0], N = shapes[s][1], K = shapes[s][2];
+            int ta = t == 4 ? 0 : t >> 1, tb = t == 4 ? 1 : t & 1, prepacked = t == 4;
+            int lda = ta ? M : K, ldb = tb ? K : N;
+            float *A = malloc(sizeof(float) * M * K), *B = malloc(sizeof(float) * K * N);
+            float *C1 = malloc(sizeof(float) * M * N), *C2 = malloc(sizeof(float) * M * N);
+            int *visits = calloc((size_t)M * N, sizeof(int));
+            unsigned seed = 11u + s * 5 + t;
+            for (int i = 0; i < M * K; i++) A[i] = frand(&seed);
+            for (int i = 0; i < K * N; i++) B[i] = frand(&seed);
+            Visits v = {visits, N};
+            GemmEpilogue ep = {visit_block, &v};
+            if (prepacked) {
+                GemmPackedB pb = {0};
+                gemm_pack_b(&pb, tb, K, N, B, ldb);
+                gemm_prepacked(ta, M, 1.0f, A, lda, &pb, 0.0f, C1, N, NULL);
+                gemm_prepacked(ta, M, 1.0f, A, lda, &pb, 0.0f, C2, N, &ep);
+                gemm_packed_b_free(&pb);
+            } else {
+                gemm(ta, tb, M, N, K, 1.0f, A, lda, B, ldb, 0.0f, C1, N);
+                gemm_epilogue(ta, tb, M, N, K, 1.0f, A, lda, B, ldb, 0.0f, C2, N, &ep);
+            }
+            for (int i = 0; i < M * N; i++) {
+                once &= visits[i] == 1;
+                exact &= C2[i] == C1[i] + 1.0f;
+            }
+            free(A); free(B); free(C1); free(C2); free(visits);
+        }
+    CHECK(once, "%s: the epilogue visits every element of C exactly once (direct, packed, blocked, prepacked)",
+          label);
+    CHECK(exact, "%s: the epilogue sees each block's final sums", label);
+}
+
 int main(void) {
     int paths[] = {GEMM_PATH_AVX512, GEMM_PATH_AVX2};
     for (int p = 0; p < 2; p++) {
@@ -301,6 +355,11 @@ int main(void) {
         check_threads_identical(label);
         check_prepacked(label, 1e-5);
         check_inside_parallel(label);
+        for (int nt = 1; nt <= 2; nt++) {
+            threads_set(nt);
+            snprintf(label, sizeof label, "%s, %d thread%s", gemm_path_name(paths[p]), nt, nt > 1 ? "s" : "");
+            check_epilogue(label);
+        }
     }
     if (gemm_set_path(GEMM_PATH_AVX512_BF16) == 0) {
         check_bf16();
@@ -310,6 +369,7 @@ int main(void) {
     }
     gemm_set_path(GEMM_PATH_REFERENCE);
     check_prepacked("reference", 1e-5);
+    check_epilogue("reference");
     gemm_set_path(GEMM_PATH_AUTO);
     CHECK(gemm_get_path() != GEMM_PATH_AUTO, "auto resolves to a concrete path (%s)", gemm_path_name(gemm_get_path()));
     check_degenerate();

@@ -102,6 +102,39 @@ static double ln_loss(void *c) { LnCtx *k = c; return layernorm_loss(k->x, k->w,
 
 // Residual + LayerNorm fused = the sum, then LayerNorm, bit for bit, both
 // directions (a size above the parallel threshold).
+// linear_fused_forward gives the bits of the separate passes it replaces:
+// linear_forward, the activation, dropout_forward_seeded.
+static void test_linear_fused(void) {
+    int N = 37, IC = 29, OC = 300;   // N * OC above the kernels' parallel threshold
+    float *x = random_floats((long)N * IC, 1), *w = random_floats((long)OC * IC, 1), *bias = random_floats(OC, 1);
+    float *ref = zeros((long)N * OC), *ref_act = zeros((long)N * OC);
+    float *out = zeros((long)N * OC), *act = zeros((long)N * OC);
+    int same = 1;
+    for (int act_fn = LINEAR_NO_ACT; act_fn <= LINEAR_GELU; act_fn++)
+        for (int drop = 0; drop <= 1; drop++) {
+            float p = drop ? 0.3f : 0.0f;
+            uint64_t seed = drop ? 0x1234567887654321ull : 0;
+            linear_forward(ref, x, w, bias, N, IC, OC);
+            if (act_fn == LINEAR_RELU) relu_forward(ref_act, ref, (long)N * OC);
+            else if (act_fn == LINEAR_GELU) gelu_forward(ref_act, ref, (long)N * OC);
+            else memcpy(ref_act, ref, (size_t)N * OC * sizeof(float));
+            dropout_forward_seeded(ref_act, ref_act, (long)N * OC, p, seed);
+            LinearEpilogue e;
+            GemmEpilogue ep;
+            // separate buffers, then in place (act == out, as the FFN runs ReLU)
+            linear_epilogue_init(&e, &ep, bias, act, OC, act_fn, p, seed);
+            linear_fused_forward(out, x, w, N, IC, &e);
+            int ok1 = !memcmp(out, ref, (size_t)N * OC * sizeof(float));
+            int ok2 = !memcmp(act, ref_act, (size_t)N * OC * sizeof(float));
+            linear_epilogue_init(&e, &ep, bias, out, OC, act_fn, p, seed);
+            linear_fused_forward(out, x, w, N, IC, &e);
+            int ok3 = !memcmp(out, ref_act, (size_t)N * OC * sizeof(float));
+            same &= ok1 && ok2 && ok3;
+        }
+    CHECK(same, "fused Linear + activation + dropout = the separate passes, bit for bit (none/ReLU/GELU, p 0/0.3)");
+    free(x); free(w); free(bias); free(ref); free(ref_act); free(out); free(act);
+}
+
 static void test_layernorm_residual(void) {
     int N = 300, C = 65;
     long n = (long)N * C;
@@ -420,6 +453,7 @@ static void test_softmax(void) {
 int main(void) {
     rng_seed(&rng, 12345);
     test_linear();
+    test_linear_fused();
     test_layernorm();
     test_thread_independence();
     test_activations();
