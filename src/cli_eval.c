@@ -29,7 +29,7 @@ static const char *eval_usage =
     "  --max-len N           longest side in tokens incl. </s> (default: the training max_len)\n"
     "  --threads N           threads (default: all cores)\n"
     "  decoding: --beam --alpha --length-penalty --max-len-a --max-len-b --sample --temperature\n"
-    "            --top-k --top-p --seed --batch-size, as attn translate (default greedy)\n";
+    "            --top-k --top-p --seed --batch-size --matmul, as attn translate (default greedy)\n";
 
 enum { M_BLEU = 1, M_CHRF = 2, M_WER = 4, M_PER = 8, M_EXACT = 16, M_LOSS = 32, M_ALL = 63 };
 
@@ -334,6 +334,7 @@ int cmd_eval(int argc, char **argv) {
     if (help) { fputs(eval_usage, stdout); return stdout_flush(); }
     if (stdout_check_open() != 0) return -1;
     if (a.threads > 0 && threads_set((int)a.threads) != 0) return -1;
+    if (decode_select_matmul(&a.opt) != 0) return -1;
     DecodeModel dm;
     if (decode_model_open(&dm, a.model_path, a.opt.batch_size, (int)a.max_len, (a.mask & M_LOSS) != 0) != 0) return -1;
     EvalData d;

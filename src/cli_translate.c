@@ -30,7 +30,9 @@ static const char *translate_usage =
     "  --buffer-size N       lines read before decoding, sorted by length (default: batch size)\n"
     "  --max-src-len N       longer sources are truncated with a warning (default: training max_len - 1)\n"
     "  --attention FILE      write the cross-attention of each output as JSON lines\n"
-    "  --threads N           threads (default: all cores)\n";
+    "  --threads N           threads (default: all cores)\n"
+    "  --matmul fp32|bf16    matrix products in float32 (default) or with bfloat16 inputs and\n"
+    "                        float32 sums (AVX512-BF16: faster, about 3 significant digits)\n";
 
 typedef struct {
     const char *model_path, *attention_path;
@@ -188,6 +190,7 @@ int cmd_translate(int argc, char **argv) {
     if (help) { fputs(translate_usage, stdout); return stdout_flush(); }
     if (stdout_check_open() != 0) return -1;
     if (a.threads > 0 && threads_set(a.threads) != 0) return -1;
+    if (decode_select_matmul(&a.opt) != 0) return -1;
     DecodeModel dm;
     if (decode_model_open(&dm, a.model_path, a.opt.batch_size, a.max_src_len > 0 ? a.max_src_len + 1 : 0, 0) != 0)
         return -1;

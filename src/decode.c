@@ -7,6 +7,7 @@
 // are compacted so later steps compute live rows only, and the caches move
 // only for the rows that change (see reorder_rows).
 #include "decode.h"
+#include "gemm.h"
 #include <float.h>
 #include <math.h>
 #include <stdio.h>
@@ -74,7 +75,7 @@ int decode_parse_flag(int argc, char **argv, int *i, DecodeOptions *opt) {
     if (!strcmp(f, "--sample")) { opt->sample = 1; return 1; }
     static const char *const valued[] = {"--beam", "--alpha", "--length-penalty", "--nbest", "--max-len",
                                          "--max-len-a", "--max-len-b", "--temperature", "--top-k", "--top-p",
-                                         "--seed", "--batch-size"};
+                                         "--seed", "--batch-size", "--matmul"};
     int known = 0;
     for (size_t k = 0; k < sizeof valued / sizeof valued[0]; k++) known |= !strcmp(f, valued[k]);
     if (!known) return 0;
@@ -95,7 +96,19 @@ int decode_parse_flag(int argc, char **argv, int *i, DecodeOptions *opt) {
     else if (!strcmp(f, "--top-p")) { if (parse_float_flag(f, v, 1e-9, 1, &x)) return -1; opt->top_p = (float)x; }
     else if (!strcmp(f, "--seed")) { if (parse_int_flag(f, v, 0, 0x7fffffffL, &n)) return -1; opt->seed = (uint64_t)n; }
     else if (!strcmp(f, "--batch-size")) { if (parse_int_flag(f, v, 1, 4096, &n)) return -1; opt->batch_size = (int)n; }
+    else if (!strcmp(f, "--matmul")) {
+        if (!strcmp(v, "fp32")) opt->matmul_bf16 = 0;
+        else if (!strcmp(v, "bf16")) opt->matmul_bf16 = 1;
+        else return attn_error("bad value for --matmul: '%s' (use fp32 or bf16)", v);
+    }
     return 1;
+}
+
+int decode_select_matmul(const DecodeOptions *opt) {
+    if (opt->matmul_bf16 && gemm_set_path(GEMM_PATH_AVX512_BF16) != 0)
+        return attn_error("--matmul bf16 needs a CPU with AVX512-BF16; this one runs %s (use --matmul fp32)",
+                          gemm_path_name(gemm_get_path()));
+    return 0;
 }
 
 // ----------------------------------------------------------------------------

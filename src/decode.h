@@ -35,6 +35,7 @@ typedef struct {
     uint64_t seed;         // sampling: sentence i's stream depends on (seed, i) only
     int batch_size;        // sentences decoded together
     int attention;         // keep the cross-attention of each returned hypothesis
+    int matmul_bf16;       // --matmul bf16: the command's products in bfloat16 (decode_select_matmul)
 } DecodeOptions;
 
 typedef struct {
@@ -65,6 +66,11 @@ typedef struct Translator Translator;
 // seed 1, batch 32, no attention.
 void decode_options_default(DecodeOptions *opt);
 int decode_options_validate(const DecodeOptions *opt);
+// For the commands that decode: --matmul bf16 switches every matrix product
+// of the process to bf16 inputs with float32 sums (AVX512-BF16; an error on
+// a CPU without it), fp32 leaves gemm's path alone. Not applied by
+// translator_create: training's validation decodes with training's path.
+int decode_select_matmul(const DecodeOptions *opt);
 double length_penalty(const DecodeOptions *opt, int len);
 // Command-line flags of the options, shared by attn translate and attn eval:
 // --beam --alpha --length-penalty --nbest --max-len --max-len-a --max-len-b

@@ -70,6 +70,14 @@ check "a very long line gives one output line" "$(wc -l < "$dir/long.out")" 1
 if grep -q "^attn: warning: line 1: source of 40000 tokens truncated to 15" "$dir/long.err"; then pass "a very long line is truncated with a warning"
 else fail "truncation warning: $(cat "$dir/long.err")"; fi
 expect_error "translate: unknown flag" "unknown flag '--frobnicate'" "$ATTN" translate --model "$model" --frobnicate
+expect_error "translate: bad --matmul" "bad value for --matmul: 'fp16'" "$ATTN" translate --model "$model" --matmul fp16
+# --matmul bf16: the copy model still copies (bf16 keeps about 3 digits of
+# each input; this model's margins are far wider), or a one-line refusal on
+# a CPU without AVX512-BF16.
+"$ATTN" translate --model "$model" --matmul bf16 < "$dir/src" > "$dir/bf16" 2> "$dir/bf16.err"
+if [ $? -eq 0 ]; then check "translate --matmul bf16 gives the float32 outputs" "$(cat "$dir/bf16")" "$(cat "$dir/greedy")"
+elif grep -q "^attn: --matmul bf16 needs a CPU with AVX512-BF16" "$dir/bf16.err"; then pass "translate --matmul bf16 is refused on this CPU"
+else fail "translate --matmul bf16: $(head -3 "$dir/bf16.err")"; fi
 expect_error "translate: bad beam" "bad value for --beam" "$ATTN" translate --model "$model" --beam 0
 expect_error "translate: nbest above beam" "nbest 3 exceeds the beam size 2" "$ATTN" translate --model "$model" --beam 2 --nbest 3
 expect_error "translate: missing model file" "$dir/nope.safetensors" "$ATTN" translate --model "$dir/nope.safetensors"
