@@ -3,7 +3,11 @@
 # DESIGN.md section 6, in one run. Prints the table and writes it to
 # bench/results.md (docs/speed.md explains every column).
 #
-#   THREADS=2 PRESETS="tiny small base" sh bench/run.sh
+#   THREADS=2 PRESETS="tiny small base" ROUNDS=3 sh bench/run.sh
+#
+# Each config runs ROUNDS times, attn and PyTorch alternating; the table
+# takes each side's best speed (this VM's speed drifts by 10-30% from minute
+# to minute, and a slow round says nothing about either side).
 #
 # Needs build/attn (make), a C compiler for bench/gemm_bench.c, and for the
 # yardstick /usr/bin/python3 with torch; Debian's torch calls whatever
@@ -16,6 +20,7 @@ set -e
 cd "$(dirname "$0")/.."
 THREADS=${THREADS:-2}
 PRESETS=${PRESETS:-"tiny small base"}
+ROUNDS=${ROUNDS:-3}
 PYTHON=${PYTHON:-/usr/bin/python3}
 export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-PASSIVE}
 out=build/bench
@@ -44,12 +49,14 @@ if [ $have_torch = 1 ] && ! ldconfig -p 2>/dev/null | grep -q libopenblas; then
 fi
 
 for p in $PRESETS; do
-    echo "bench: attn $p" >&2
-    build/attn bench --preset "$p" --threads "$THREADS" | tee -a "$raw" >&2
-    if [ $have_torch = 1 ]; then
-        echo "bench: pytorch $p" >&2
-        "$PYTHON" bench/torch_bench.py --preset "$p" --threads "$THREADS" 2>/dev/null | tee -a "$raw" >&2
-    fi
+    for round in $(seq "$ROUNDS"); do
+        echo "bench: attn $p (round $round of $ROUNDS)" >&2
+        build/attn bench --preset "$p" --threads "$THREADS" | tee -a "$raw" >&2
+        if [ $have_torch = 1 ]; then
+            echo "bench: pytorch $p (round $round of $ROUNDS)" >&2
+            "$PYTHON" bench/torch_bench.py --preset "$p" --threads "$THREADS" 2>/dev/null | tee -a "$raw" >&2
+        fi
+    done
 done
 
 load_end=$(cut -d' ' -f1 /proc/loadavg 2>/dev/null || echo 0)
