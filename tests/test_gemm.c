@@ -247,43 +247,6 @@ static void check_degenerate(void) {
     CHECK(gemm_set_path(99) == -1, "an unknown path is refused");
 }
 
-// The pool behind gemm's threads: every tid of every task runs exactly once,
-// with teams of changing size (workers outside the team must skip a task,
-// never run it late), and callers on two threads at once each get their
-// task done (the second runs alone).
-typedef struct {
-    int runs[8];
-    int team_seen;
-} PoolCount;
-
-static void count_task(void *arg, int tid, int team) {
-    PoolCount *c = arg;
-    __atomic_add_fetch(&c->runs[tid], 1, __ATOMIC_RELAXED);
-    if (tid == 0) c->team_seen = team;
-}
-
-static void check_pool(void) {
-    int bad = 0, small_team = 0;
-    for (int rep = 0; rep < 2000; rep++) {
-        int nt = 1 + rep % 4;
-        PoolCount c = {{0}, 0};
-        threads_pool_run(count_task, &c, nt);
-        if (c.team_seen < nt) small_team++;
-        for (int t = 0; t < 8; t++) bad += c.runs[t] != (t < c.team_seen ? 1 : 0);
-    }
-    CHECK(bad == 0 && small_team == 0, "pool: 2000 tasks of 1-4 threads, each tid once (%d wrong, %d short teams)",
-          bad, small_team);
-    int lost = 0;
-#pragma omp parallel num_threads(2) reduction(+ : lost)
-    for (int rep = 0; rep < 200; rep++) {
-        PoolCount c = {{0}, 0};
-        threads_pool_run(count_task, &c, 2);
-        for (int t = 0; t < c.team_seen; t++) lost += c.runs[t] != 1;
-        lost += c.team_seen < 1;
-    }
-    CHECK(lost == 0, "pool: two callers at once both complete (%d lost)", lost);
-}
-
 // An epilogue that counts its visits per element and adds 1: every block
 // of C must come exactly once, after its final sum (so C = gemm's + 1).
 typedef struct {
@@ -373,6 +336,5 @@ int main(void) {
     gemm_set_path(GEMM_PATH_AUTO);
     CHECK(gemm_get_path() != GEMM_PATH_AUTO, "auto resolves to a concrete path (%s)", gemm_path_name(gemm_get_path()));
     check_degenerate();
-    check_pool();
     TEST_EXIT();
 }
