@@ -17,7 +17,7 @@
 
 TARGET_AVX2
 static void kernel_6x16(int kc, const float *restrict a, long a_step, long a_rstride, const float *restrict b,
-                        float *restrict c, long ldc, int m, int n, float alpha, float beta) {
+                        long b_step, float *restrict c, long ldc, int m, int n, float alpha, float beta) {
     __m256 acc[MR][2];
 #pragma GCC unroll 6
     for (int r = 0; r < MR; r++) {
@@ -26,15 +26,15 @@ static void kernel_6x16(int kc, const float *restrict a, long a_step, long a_rst
     }
     const float *base[2] = {a, a + 3 * a_rstride};  // rows in groups of three (see gemm_avx512.c)
     for (long k = 0; k < kc; k++) {
-        __m256 b0 = _mm256_load_ps(b);
-        __m256 b1 = _mm256_load_ps(b + 8);
+        __m256 b0 = _mm256_loadu_ps(b);
+        __m256 b1 = _mm256_loadu_ps(b + 8);
 #pragma GCC unroll 6
         for (int r = 0; r < MR; r++) {
             __m256 ar = _mm256_broadcast_ss(&base[r / 3][(r % 3) * a_rstride + k * a_step]);
             acc[r][0] = _mm256_fmadd_ps(ar, b0, acc[r][0]);
             acc[r][1] = _mm256_fmadd_ps(ar, b1, acc[r][1]);
         }
-        b += NR;
+        b += b_step;
     }
     __m256 va = _mm256_set1_ps(alpha), vb = _mm256_set1_ps(beta);
     if (m == MR && n == NR) {
@@ -65,7 +65,7 @@ static void kernel_6x16(int kc, const float *restrict a, long a_step, long a_rst
     }
 }
 
-static const GemmPathDesc avx2_path = {"avx2", MR, NR, kernel_6x16, NULL, NULL, NULL, NULL, 1};
+static const GemmPathDesc avx2_path = {"avx2", MR, NR, kernel_6x16, NULL, NULL, NULL, NULL, 1, 1};
 const GemmPathDesc *gemm_avx2_path(void) { return &avx2_path; }
 
 #else

@@ -23,7 +23,7 @@
 // same order, so which one computes a tile never changes the result.
 __attribute__((always_inline)) TARGET_AVX512
 static inline void kernel_body(const int rows, const int vecs, int kc, const float *restrict a, long a_step, long a_rstride,
-                               const float *restrict b, float *restrict c, long ldc,
+                               const float *restrict b, long b_step, float *restrict c, long ldc,
                                int m, int n, float alpha, float beta) {
     __m512 acc[MR][2];
 #pragma GCC unroll 12
@@ -35,23 +35,23 @@ static inline void kernel_body(const int rows, const int vecs, int kc, const flo
     // three offsets (0, a_rstride, 2 a_rstride) in registers and steps them.
     const float *base[4] = {a, a + 3 * a_rstride, a + 6 * a_rstride, a + 9 * a_rstride};
     for (long k = 0; k < kc; k++) {
-        __m512 b0 = _mm512_load_ps(b);
-        __m512 b1 = vecs > 1 ? _mm512_load_ps(b + 16) : b0;
+        __m512 b0 = _mm512_loadu_ps(b);
+        __m512 b1 = vecs > 1 ? _mm512_loadu_ps(b + 16) : b0;
 #pragma GCC unroll 12
         for (int r = 0; r < rows; r++) {
             __m512 ar = _mm512_set1_ps(base[r / 3][(r % 3) * a_rstride + k * a_step]);
             acc[r][0] = _mm512_fmadd_ps(ar, b0, acc[r][0]);
             if (vecs > 1) acc[r][1] = _mm512_fmadd_ps(ar, b1, acc[r][1]);
         }
-        b += NR;
+        b += b_step;
     }
     store_tile(acc, rows, vecs, c, ldc, m, n, alpha, beta);
 }
 
 #define DEFINE_KERNEL(name, rows, vecs) \
     TARGET_AVX512 static void name(int kc, const float *restrict a, long a_step, long a_rstride, const float *restrict b, \
-                                   float *restrict c, long ldc, int m, int n, float alpha, float beta) { \
-        kernel_body(rows, vecs, kc, a, a_step, a_rstride, b, c, ldc, m, n, alpha, beta); \
+                                   long b_step, float *restrict c, long ldc, int m, int n, float alpha, float beta) { \
+        kernel_body(rows, vecs, kc, a, a_step, a_rstride, b, b_step, c, ldc, m, n, alpha, beta); \
     }
 DEFINE_KERNEL(kernel_12x32, 12, 2)
 DEFINE_KERNEL(kernel_12x16, 12, 1)
@@ -65,16 +65,16 @@ DEFINE_KERNEL(kernel_4x16, 4, 1)
 // them instead of multiplying zero padding.
 TARGET_AVX512
 static void kernel_avx512(int kc, const float *restrict a, long a_step, long a_rstride, const float *restrict b,
-                          float *restrict c, long ldc, int m, int n, float alpha, float beta) {
+                          long b_step, float *restrict c, long ldc, int m, int n, float alpha, float beta) {
     if (m > 8) {
-        if (n > 16) kernel_12x32(kc, a, a_step, a_rstride, b, c, ldc, m, n, alpha, beta);
-        else kernel_12x16(kc, a, a_step, a_rstride, b, c, ldc, m, n, alpha, beta);
+        if (n > 16) kernel_12x32(kc, a, a_step, a_rstride, b, b_step, c, ldc, m, n, alpha, beta);
+        else kernel_12x16(kc, a, a_step, a_rstride, b, b_step, c, ldc, m, n, alpha, beta);
     } else if (m > 4) {
-        if (n > 16) kernel_8x32(kc, a, a_step, a_rstride, b, c, ldc, m, n, alpha, beta);
-        else kernel_8x16(kc, a, a_step, a_rstride, b, c, ldc, m, n, alpha, beta);
+        if (n > 16) kernel_8x32(kc, a, a_step, a_rstride, b, b_step, c, ldc, m, n, alpha, beta);
+        else kernel_8x16(kc, a, a_step, a_rstride, b, b_step, c, ldc, m, n, alpha, beta);
     } else {
-        if (n > 16) kernel_4x32(kc, a, a_step, a_rstride, b, c, ldc, m, n, alpha, beta);
-        else kernel_4x16(kc, a, a_step, a_rstride, b, c, ldc, m, n, alpha, beta);
+        if (n > 16) kernel_4x32(kc, a, a_step, a_rstride, b, b_step, c, ldc, m, n, alpha, beta);
+        else kernel_4x16(kc, a, a_step, a_rstride, b, b_step, c, ldc, m, n, alpha, beta);
     }
 }
 
@@ -354,7 +354,7 @@ static void direct_rows(int trans_a, int M, int j0, int j1, int K, float alpha,
 }
 
 static const GemmPathDesc avx512_path = {"avx512", MR, NR, kernel_avx512, pack_rows, pack_columns,
-                                           direct_dot, direct_rows, 1};
+                                           direct_dot, direct_rows, 1, 1};
 const GemmPathDesc *gemm_avx512_path(void) { return &avx512_path; }
 
 #else

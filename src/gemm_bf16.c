@@ -111,9 +111,9 @@ static void pack_columns_bf16(float *panel, const float *src, long ld, int n, in
 // ceil(kc / 2) pairs.
 __attribute__((always_inline)) TARGET_BF16
 static inline void kernel_body_bf16(const int rows, const int vecs, int kc, const float *restrict a, long a_step, long a_rstride,
-                                    const float *restrict b, float *restrict c, long ldc,
+                                    const float *restrict b, long b_step, float *restrict c, long ldc,
                                     int m, int n, float alpha, float beta) {
-    (void)a_step; (void)a_rstride;  // always packed (pairs of bf16): a_in_place is 0
+    (void)a_step; (void)a_rstride; (void)b_step;  // always packed (pairs of bf16): a_in_place, b_in_place 0
     const uint32_t *ap = (const uint32_t *)a;
     const __m512i *bp = (const __m512i *)b;
     __m512 acc[MR][2];
@@ -137,8 +137,8 @@ static inline void kernel_body_bf16(const int rows, const int vecs, int kc, cons
 
 #define DEFINE_KERNEL(name, rows, vecs) \
     TARGET_BF16 static void name(int kc, const float *restrict a, long a_step, long a_rstride, const float *restrict b, \
-                                 float *restrict c, long ldc, int m, int n, float alpha, float beta) { \
-        kernel_body_bf16(rows, vecs, kc, a, a_step, a_rstride, b, c, ldc, m, n, alpha, beta); \
+                                 long b_step, float *restrict c, long ldc, int m, int n, float alpha, float beta) { \
+        kernel_body_bf16(rows, vecs, kc, a, a_step, a_rstride, b, b_step, c, ldc, m, n, alpha, beta); \
     }
 DEFINE_KERNEL(kernel_bf16_12x32, 12, 2)
 DEFINE_KERNEL(kernel_bf16_12x16, 12, 1)
@@ -147,19 +147,19 @@ DEFINE_KERNEL(kernel_bf16_4x16, 4, 1)
 
 TARGET_BF16
 static void kernel_bf16(int kc, const float *restrict a, long a_step, long a_rstride, const float *restrict b,
-                        float *restrict c, long ldc, int m, int n, float alpha, float beta) {
+                        long b_step, float *restrict c, long ldc, int m, int n, float alpha, float beta) {
     if (m > 4) {
-        if (n > 16) kernel_bf16_12x32(kc, a, a_step, a_rstride, b, c, ldc, m, n, alpha, beta);
-        else kernel_bf16_12x16(kc, a, a_step, a_rstride, b, c, ldc, m, n, alpha, beta);
+        if (n > 16) kernel_bf16_12x32(kc, a, a_step, a_rstride, b, b_step, c, ldc, m, n, alpha, beta);
+        else kernel_bf16_12x16(kc, a, a_step, a_rstride, b, b_step, c, ldc, m, n, alpha, beta);
     } else {
-        if (n > 16) kernel_bf16_4x32(kc, a, a_step, a_rstride, b, c, ldc, m, n, alpha, beta);
-        else kernel_bf16_4x16(kc, a, a_step, a_rstride, b, c, ldc, m, n, alpha, beta);
+        if (n > 16) kernel_bf16_4x32(kc, a, a_step, a_rstride, b, b_step, c, ldc, m, n, alpha, beta);
+        else kernel_bf16_4x16(kc, a, a_step, a_rstride, b, b_step, c, ldc, m, n, alpha, beta);
     }
 }
 
 // No direct kernels: every product, however short, goes through bf16.
 static const GemmPathDesc bf16_path = {"avx512-bf16", MR, NR, kernel_bf16, pack_rows_bf16, pack_columns_bf16,
-                                       NULL, NULL, 0};
+                                       NULL, NULL, 0, 0};
 const GemmPathDesc *gemm_bf16_path(void) { return &bf16_path; }
 
 #else

@@ -9,11 +9,12 @@
 //     C[0:m, 0:n] = alpha * acc + beta * C[0:m, 0:n]
 // a is an A micro-panel: row r's value of step k at a[r * a_rstride + k *
 // a_step] (packed: a_rstride 1, a_step mr; read in place from A: a_rstride
-// 1, a_step lda when A is transposed, a_rstride lda, a_step 1 when not); b a packed B
-// micro-panel (kc rows of nr floats, 64-byte aligned). m <= mr and n <= nr
-// say how much of the tile is inside C; the panels are zero-padded beyond.
-// beta == 0 stores without reading C.
-typedef void (*GemmKernel)(int kc, const float *a, long a_step, long a_rstride, const float *b,
+// 1, a_step lda when A is transposed, a_rstride lda, a_step 1 when not); b a B
+// micro-panel, step k's nr values at b + k * b_step (packed: b_step nr, the
+// panel 64-byte aligned; read in place from a B that is not transposed:
+// b_step ldb). m <= mr and n <= nr say how much of the tile is inside C; the
+// panels are zero-padded beyond. beta == 0 stores without reading C.
+typedef void (*GemmKernel)(int kc, const float *a, long a_step, long a_rstride, const float *b, long b_step,
                            float *c, long ldc, int m, int n, float alpha, float beta);
 
 // Packers fill a panel of width w (mr for A, nr for B): panel[k * w + r] for
@@ -38,6 +39,7 @@ typedef struct {
     GemmPack pack_rows, pack_columns;   // NULL: gemm.c's portable packers
     GemmDirect direct_dot, direct_rows; // NULL: always pack
     int a_in_place;      // full panels of A are read in place (a_step, a_rstride), not packed
+    int b_in_place;      // full panels of a B that is not transposed are read in place (b_step ldb)
 } GemmPathDesc;
 
 // Each returns NULL when the instruction set is not compiled in.
