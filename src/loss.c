@@ -73,6 +73,31 @@ static float row_loss(float *p, double *lse_out, int *argmax_out, const float *z
     return (float)((1.0 - smoothing) * nll + smoothing * smooth);
 }
 
+// row_loss for a row whose gradient is wanted at once: z (V) is replaced by
+// scale * (softmax(z) - q), q the smoothed target; the loss, lse and argmax
+// are row_loss's, bit for bit (the same sums of the same values).
+static float row_loss_grad(float *z, double *lse_out, int *argmax_out, int t, int V, float smoothing,
+                           float scale) {
+    float maxval = z[0];
+    #pragma omp simd reduction(max:maxval)
+    for (int c = 0; c < V; c++) maxval = z[c] > maxval ? z[c] : maxval;
+    int argmax = 0;
+    while (argmax < V - 1 && z[argmax] != maxval) argmax++;
+    double sum_z = sum_floats(z, V);
+    float zt = z[t];
+    double sum_exp = sum_exp_shifted(z, z, V, maxval);   // z now holds e^(z - max)
+    double lse = maxval + log(sum_exp);
+    float inv = (float)(1.0 / sum_exp), uniform = smoothing / V;
+    #pragma omp simd
+    for (int c = 0; c < V; c++) z[c] = scale * (z[c] * inv - uniform);
+    z[t] -= scale * (1.0f - smoothing);
+    double nll = lse - zt;
+    double smooth = lse - sum_z / V;
+    *lse_out = lse;
+    *argmax_out = argmax;
+    return (float)((1.0 - smoothing) * nll + smoothing * smooth);
+}
+
 // The operands of the parallel loss loops (rows are independent).
 typedef struct {
     float *losses, *probs, *lse, *dlogits;
@@ -128,6 +153,43 @@ double crossentropy_forward(float *losses, float *probs, const float *logits, co
 double crossentropy_forward_lse(float *losses, float *lse, const float *logits, const int *targets,
                                 int N, int V, float smoothing, long *n_valid, long *n_correct) {
     return forward_rows(losses, NULL, lse, logits, targets, N, V, smoothing, n_valid, n_correct);
+}
+
+static void forward_backward_range(void *arg, long n0, long n1) {
+    LossRows *a = arg;
+    long valid = 0, correct = 0, V = a->V;
+    for (long n = n0; n < n1; n++) {
+        int t = a->targets[n];
+        float *z = a->dlogits + n * V;
+        if (t == PAD_ID) {
+            a->losses[n] = 0.0f;
+            a->lse[n] = 0.0f;
+            #pragma omp simd
+            for (long c = 0; c < V; c++) z[c] = 0.0f;
+            continue;
+        }
+        double row_lse;
+        int argmax;
+        a->losses[n] = row_loss_grad(z, &row_lse, &argmax, t, a->V, a->smoothing, a->scale);
+        a->lse[n] = (float)row_lse;
+        valid++;
+        correct += argmax == t;
+    }
+    __atomic_fetch_add(&a->valid, valid, __ATOMIC_RELAXED);
+    __atomic_fetch_add(&a->correct, correct, __ATOMIC_RELAXED);
+}
+
+double crossentropy_forward_backward_inplace(float *losses, float *lse, float *logits, const int *targets,
+                                             int N, int V, float smoothing, float scale, long *n_valid,
+                                             long *n_correct) {
+    LossRows a = {.losses = losses, .lse = lse, .dlogits = logits, .targets = targets, .V = V,
+                  .smoothing = smoothing, .scale = scale};
+    threads_for(N, loss_parallel(N, V), forward_backward_range, &a);
+    double total = 0.0;
+    for (int n = 0; n < N; n++) total += losses[n];
+    if (n_valid) *n_valid = a.valid;
+    if (n_correct) *n_correct = a.correct;
+    return total;
 }
 
 static void backward_range(void *arg, long n0, long n1) {

@@ -36,5 +36,13 @@ double crossentropy_forward_lse(float *losses, float *lse, const float *logits, 
                                 int N, int V, float smoothing, long *n_valid, long *n_correct);
 void crossentropy_backward_inplace(float *logits, const float *lse, const int *targets,
                                    int N, int V, float smoothing, float scale);
+// Both at once, one row at a time while it is in cache (the training
+// forward's chunks of logits): the same losses, lse and counts, bit for bit,
+// and the gradient from the row's exponentials kept in place, so each logit
+// takes one exp instead of two (the gradient rounds as scale * (e^(z - max) /
+// sum - q), within a few ulp of the two-pass form).
+double crossentropy_forward_backward_inplace(float *losses, float *lse, float *logits, const int *targets,
+                                             int N, int V, float smoothing, float scale, long *n_valid,
+                                             long *n_correct);
 
 #endif

@@ -599,10 +599,9 @@ static float generator_loss_chunked(Model *m, const Batch *b, float smoothing) {
         const int *targets = b->tgt_out + r0;
         long chunk_valid = 0, chunk_correct = 0;
         linear_forward(chunk, x, m->params.gen_w, m->params.gen_b, rows, C, Vt);
-        crossentropy_forward_lse(a->token_loss + r0, a->lse + r0, chunk, targets, rows, Vt, smoothing,
-                                 &chunk_valid, &chunk_correct);
+        crossentropy_forward_backward_inplace(a->token_loss + r0, a->lse + r0, chunk, targets, rows, Vt, smoothing,
+                                              1.0f / (float)valid, &chunk_valid, &chunk_correct);
         correct += chunk_correct;
-        crossentropy_backward_inplace(chunk, a->lse + r0, targets, rows, Vt, smoothing, 1.0f / (float)valid);
         linear_backward(a->dtmp1 + (long)r0 * C, a->gen_dw, a->gen_db, chunk, x, m->params.gen_w, rows, C, Vt);
     }
     double total = 0.0;

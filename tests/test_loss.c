@@ -166,11 +166,37 @@ static void test_inplace_pair(void) {
     free(z); free(probs); free(dz);
 }
 
+// Loss and gradient in one pass per row (the training forward's chunks):
+// the same losses, lse and counts bit for bit, the gradient of the pair to
+// float rounding.
+static void test_forward_backward_fused(void) {
+    int N = 6, V = 301;
+    float e = 0.1f;
+    float *z = random_floats((long)N * V, 4), *z2 = malloc_check((size_t)N * V * sizeof(float));
+    float losses[6], losses2[6], lse[6], lse2[6];
+    int t[6] = {4, 0, 300, 1, 9, 0};
+    memcpy(z2, z, (size_t)N * V * sizeof(float));
+    long nv1, nv2, nc1, nc2;
+    double l1 = crossentropy_forward_lse(losses, lse, z, t, N, V, e, &nv1, &nc1);
+    crossentropy_backward_inplace(z, lse, t, N, V, e, 1.0f / nv1);
+    double l2 = crossentropy_forward_backward_inplace(losses2, lse2, z2, t, N, V, e, 1.0f / nv1, &nv2, &nc2);
+    CHECK(l1 == l2 && nv1 == nv2 && nc1 == nc2 && !memcmp(losses, losses2, sizeof losses) &&
+          !memcmp(lse, lse2, sizeof lse), "fused loss + gradient: the same losses, lse and counts, bit for bit");
+    double err = 0, scale = 0;
+    for (long i = 0; i < (long)N * V; i++) {
+        err = fmax(err, fabs(z2[i] - z[i]));
+        scale = fmax(scale, fabs(z[i]));
+    }
+    CHECK(err / scale < 1e-6, "fused loss + gradient: the gradient of the two passes (max rel %.1e)", err / scale);
+    free(z); free(z2);
+}
+
 int main(void) {
     rng_seed(&rng, 99);
     test_pinned_to_torch();
     test_reference_sizes();
     test_backward();
     test_inplace_pair();
+    test_forward_backward_fused();
     TEST_EXIT();
 }
