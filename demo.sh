@@ -10,9 +10,6 @@ set -eu
 cd "$(dirname "$0")"
 MINUTES=${MINUTES:-5}
 RUN=${RUN:-runs/demo-g2p}
-# Idle OpenMP threads sleep instead of spinning: much faster when other
-# processes share the cores, a few percent slower when they do not.
-export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-passive}
 
 need=""
 for p in gcc make npm python3; do command -v $p >/dev/null 2>&1 || need="$need $p"; done

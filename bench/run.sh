@@ -13,9 +13,8 @@
 # yardstick /usr/bin/python3 with torch; Debian's torch calls whatever
 # libblas.so.3 is installed, so install libopenblas0-pthread first (without
 # it PyTorch runs on the slow reference BLAS and the comparison means little).
-# Both sides run with OMP_WAIT_POLICY=PASSIVE (PyTorch's best setting, and
-# attn's on a machine shared with other work); set it to ACTIVE to compare
-# spinning threads on a quiet machine.
+# OMP_WAIT_POLICY=PASSIVE is PyTorch's best setting (libgomp's threads);
+# attn runs on its own thread pool and ignores it.
 set -e
 cd "$(dirname "$0")/.."
 THREADS=${THREADS:-2}

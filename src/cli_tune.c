@@ -290,7 +290,6 @@ static void exec_trial(const TuneOptions *o, const Tune *t, const TuneJob *job, 
     snprintf(steps, sizeof steps, "%ld", job->steps);
     snprintf(threads, sizeof threads, "%d", o->threads);
     snprintf(minutes, sizeof minutes, "%g", o->minutes);
-    setenv("OMP_NUM_THREADS", threads, 1);
     const SearchSpace *s = t->space;
     char **argv = calloc(16 + 2 * 16 * (size_t)s->n, sizeof(char *));
     int n = 0;

@@ -9,7 +9,6 @@ ATTN=${ATTN:-$PWD/build/attn}
 dir=$(mktemp -d); trap 'rm -rf "$dir"' EXIT
 fails=0
 . "$(dirname "$0")/lib.sh"
-export OMP_WAIT_POLICY=passive
 
 cat > "$dir/tiny.conf" <<'CONF'
 task = copy

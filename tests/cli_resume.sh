@@ -9,7 +9,6 @@ dir=$(mktemp -d)
 trap 'rm -rf "$dir"' EXIT
 fails=0
 . "$(dirname "$0")/lib.sh"
-export OMP_WAIT_POLICY=passive   # spinning threads only slow a loaded machine down
 
 cat > "$dir/tiny.conf" <<'CONF'
 task = copy

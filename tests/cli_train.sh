@@ -10,7 +10,6 @@ cleanup() { chattr -i "$dir/ro" 2>/dev/null; umount "$dir/full" 2>/dev/null; rm 
 trap cleanup EXIT
 fails=0
 . "$(dirname "$0")/lib.sh"
-export OMP_WAIT_POLICY=passive
 
 # expect_error NAME PATTERN CMD...: non-zero exit, one stderr line "attn: ..." matching PATTERN
 expect_error() {

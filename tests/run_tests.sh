@@ -5,8 +5,9 @@
 BUILD=${BUILD:-build}
 export ATTN="$PWD/$BUILD/attn"
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1}
-# Idle OpenMP threads sleep: spinning makes tests many times slower when other
-# processes share the cores, and costs little when they do not.
+# A few test programs start OpenMP threads of their own (concurrency checks):
+# idle ones sleep, since spinning makes them many times slower when other
+# processes share the cores. attn itself runs on its own pool.
 export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-passive}
 passed=0; failed=0
 log=$(mktemp); trap 'rm -f "$log"' EXIT

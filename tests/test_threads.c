@@ -104,6 +104,7 @@ static void check_for(void) {
     threads_set(2);
     threads_for(100, 0, record_range, &r);
     CHECK(r.calls == 1 && r.begins[0] == 0 && r.ends[0] == 100, "threads_for with parallel 0 is one call on [0, n)");
+    free(r.visits);
     memset(&r, 0, sizeof r);
     r.visits = calloc(100, sizeof(int));
     threads_for(100, 1, nested_body, &r);
