@@ -341,6 +341,7 @@ int cmd_bench(int argc, char **argv) {
     int parsed = parse_bench_flags(argc, argv, &o);
     if (parsed != 0) return parsed > 0 ? 0 : -1;
     if (threads_set(o.threads) != 0) return -1;
+    threads_start();
     if (gemm_set_path(o.gemm_path) != 0)
         return attn_error("bench: gemm path %s is not available on this CPU", gemm_path_name(o.gemm_path));
     const BenchPreset *p = o.preset;

@@ -29,7 +29,8 @@ static const char *eval_usage =
     "  --max-len N           longest side in tokens incl. </s> (default: the training max_len)\n"
     "  --threads N           threads (default: all cores)\n"
     "  decoding: --beam --alpha --length-penalty --max-len-a --max-len-b --sample --temperature\n"
-    "            --top-k --top-p --seed --batch-size --matmul, as attn translate (default greedy)\n";
+    "            --top-k --top-p --seed --batch-size --matmul, as attn translate (default greedy;\n"
+    "            --matmul bf16 also computes the loss with bf16 products)\n";
 
 enum { M_BLEU = 1, M_CHRF = 2, M_WER = 4, M_PER = 8, M_EXACT = 16, M_LOSS = 32, M_ALL = 63 };
 

@@ -15,8 +15,8 @@
 // wide), never the sum over k. Every element of C is summed in the same
 // order, k = 0..K-1 in blocks of KC, whatever the thread count, so results
 // are bit-identical for 1, 2 or more threads and for the serial small-matrix
-// path. Called inside an OpenMP parallel region (attention per head), gemm
-// runs serially in the calling thread.
+// path. Called from inside a task of the thread pool (attention per head),
+// gemm runs serially in the calling thread.
 #include "gemm.h"
 #include "gemm_internal.h"
 #include "threads.h"
@@ -212,7 +212,7 @@ static void pack_b_panel(const GemmPathDesc *path, float *packed, int trans_b, c
 
 // ---------------------------------------------------------------------------
 // Per-thread packing buffers. Thread-local, grown on demand and kept: the
-// OpenMP workers live as long as the process, and so do their buffers, so
+// pool's workers live as long as the process, and so do their buffers, so
 // the training step allocates nothing after its first call.
 
 static _Thread_local float *tls_a_buf, *tls_b_buf;

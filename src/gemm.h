@@ -8,8 +8,8 @@
 // dx = dy W (0, 0) and dW += dy^T x (1, 0).
 //
 // gemm() uses threads_get() threads (src/threads.h), or one thread when
-// called inside an OpenMP parallel region or for a small product. Results
-// are bit-identical for every thread count: threads split C, never the sum.
+// called from inside a pool task or for a small product. Results are
+// bit-identical for every thread count: threads split C, never the sum.
 #ifndef ATTN_GEMM_H
 #define ATTN_GEMM_H
 

@@ -91,8 +91,8 @@ static void linear_epilogue_block(const void *arg, float *C, int ldc, int i0, in
     }
 }
 
-void linear_epilogue_init(LinearEpilogue *e, GemmEpilogue *ep, const float *bias, float *act, int OC,
-                          int act_fn, float p, uint64_t seed) {
+void linear_epilogue_init(LinearEpilogue *e, const float *bias, float *act, int OC, int act_fn, float p,
+                          uint64_t seed) {
     memset(e, 0, sizeof *e);
     e->bias = bias;
     e->act = act;
@@ -105,13 +105,16 @@ void linear_epilogue_init(LinearEpilogue *e, GemmEpilogue *ep, const float *bias
         e->key_lo = (uint32_t)seed;
         e->key_hi = (uint32_t)(seed >> 32);
     }
-    ep->fn = linear_epilogue_block;
-    ep->ctx = e;
+}
+
+GemmEpilogue linear_epilogue(const LinearEpilogue *e) {
+    GemmEpilogue ep = {linear_epilogue_block, e};
+    return ep;
 }
 
 void linear_fused_forward(float *out, const float *inp, const float *weight, int N, int IC,
                           const LinearEpilogue *e) {
-    GemmEpilogue ep = {linear_epilogue_block, e};
+    GemmEpilogue ep = linear_epilogue(e);
     int work = e->bias || e->act_fn != LINEAR_NO_ACT || e->drop || e->act != out;
     gemm_epilogue(0, 1, N, e->OC, IC, 1.0f, inp, IC, weight, IC, 0.0f, out, e->OC, work ? &ep : NULL);
 }
@@ -120,8 +123,7 @@ void linear_fused_forward(float *out, const float *inp, const float *weight, int
 void linear_forward(float *out, const float *inp, const float *weight, const float *bias,
                     int N, int IC, int OC) {
     LinearEpilogue e;
-    GemmEpilogue ep;
-    linear_epilogue_init(&e, &ep, bias, out, OC, LINEAR_NO_ACT, 0.0f, 0);
+    linear_epilogue_init(&e, bias, out, OC, LINEAR_NO_ACT, 0.0f, 0);
     linear_fused_forward(out, inp, weight, N, IC, &e);
 }
 
@@ -284,8 +286,7 @@ static void layernorm_backward_plain(void *arg, int tid, int team) { layernorm_b
 static void layernorm_backward_residual(void *arg, int tid, int team) { layernorm_backward_task(arg, 1, tid, team); }
 
 static void layernorm_backward_run(ThreadsTask task, const LayerNormArgs *a) {
-    int nt = layernorm_parallel(a->N, a->C) ? threads_get() : 1;
-    if (nt > a->N) nt = a->N;
+    int nt = threads_team(a->N, layernorm_parallel(a->N, a->C));
     if (nt <= 1) task((void *)a, 0, 1);
     else threads_pool_run(task, (void *)a, nt);
 }

@@ -8,10 +8,11 @@
 //   encoder memory read by every decoder layer, a tied weight) sums its
 //   gradients naturally. Zero a gradient buffer before its first use.
 //   The exception is dropout_backward, which works in place (see there).
-// - Parallel loops are OpenMP `schedule(static)` over rows, or over column
-//   blocks for reductions over rows (dweight, dbias, embedding tables), so no
-//   two threads ever add into the same float and results are bit-identical
-//   from run to run for a given thread count.
+// - Parallel loops (threads_for: one contiguous range per thread) run over
+//   rows, or over column blocks for reductions over rows (dweight, dbias,
+//   embedding tables), so no two threads ever add into the same float and
+//   no value depends on the thread count (tests/test_kernels.c checks the
+//   reductions on 1 and 2 threads).
 // - These kernels are public for incremental (cached) decoding, which runs
 //   them on one position at a time.
 #ifndef ATTN_KERNELS_H
@@ -67,11 +68,13 @@ typedef struct {
     float scale;             // 1 / (1 - p)
     uint32_t key_lo, key_hi, threshold;
 } LinearEpilogue;
-// Fills e for linear_fused_forward or for gemm_prepacked's epilogue (ep):
-// dropout with p and seed is that of dropout_forward_seeded(seed), on the
-// flat index n * OC + o (p 0: none).
-void linear_epilogue_init(LinearEpilogue *e, GemmEpilogue *ep, const float *bias, float *act, int OC,
-                          int act_fn, float p, uint64_t seed);
+// Fills e: dropout with p and seed is that of dropout_forward_seeded(seed),
+// on the flat index n * OC + o (p 0: none). act has OC floats per row, and
+// so must the output (ldc = OC).
+void linear_epilogue_init(LinearEpilogue *e, const float *bias, float *act, int OC, int act_fn, float p,
+                          uint64_t seed);
+// e as gemm's epilogue (gemm_epilogue, gemm_prepacked); e must outlive it.
+GemmEpilogue linear_epilogue(const LinearEpilogue *e);
 // out = inp @ weight^T + bias, then act = dropout(act_fn(out)) (act may be
 // out), each output block finished while gemm still has it in cache: the
 // same values as linear_forward, relu_forward / gelu_forward and

@@ -473,13 +473,12 @@ static void ffn_forward(float *ff1, float *act, uint64_t *act_seed, float *ff2, 
                         const float *inp, const LayerParams *w, int N, const ModelConfig *c, float p_ffn,
                         float p_res, Rng *rng) {
     LinearEpilogue e;
-    GemmEpilogue ep;
     int act_fn = c->activation == ACT_GELU ? LINEAR_GELU : LINEAR_RELU;
     *act_seed = p_ffn > 0.0f ? rng_next(rng) : 0;
-    linear_epilogue_init(&e, &ep, w->ff1_b, act, c->d_ff, act_fn, p_ffn, *act_seed);
+    linear_epilogue_init(&e, w->ff1_b, act, c->d_ff, act_fn, p_ffn, *act_seed);
     linear_fused_forward(ff1, inp, w->ff1_w, N, c->d_model, &e);
     *ff2_seed = p_res > 0.0f ? rng_next(rng) : 0;
-    linear_epilogue_init(&e, &ep, w->ff2_b, ff2, c->d_model, LINEAR_NO_ACT, p_res, *ff2_seed);
+    linear_epilogue_init(&e, w->ff2_b, ff2, c->d_model, LINEAR_NO_ACT, p_res, *ff2_seed);
     linear_fused_forward(ff2, act, w->ff2_w, N, c->d_ff, &e);
 }
 

@@ -295,7 +295,7 @@ typedef struct {
     float *mean, *rstd;      // (max_B)
     float *probs;            // (max_B, NH, max(max_T, max_S)); after decode_step it holds
                              // the last decoder layer's cross-attention, (B, NH, S)
-    float *reorder_tmp;      // (max_B, max(max_T, max_S) * 2C): rows in motion, and
+    float *reorder_tmp;      // (max_B, max(max_T, 2 max_S) * C): rows in motion, and
                              // decode_begin's projected memory before it is split
     uint8_t *reorder_pad;    // (max_B, max_S), then decode_reorder's masks (2 max_B)
     int *mem_class;          // (2 max_B) rows of one class have the same memory (so the

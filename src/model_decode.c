@@ -36,7 +36,8 @@ int decode_state_create(DecodeState *st, const Model *m, int max_B, int max_S, i
     st->rstd = malloc_check((size_t)B * sizeof(float));
     // two halves: the cross-attention (read by decode.c), then the self-attention
     st->probs = malloc_check((size_t)(2 * B * c->n_heads * Tm) * sizeof(float));
-    st->reorder_tmp = malloc_check((size_t)(B * Tm * 2 * C) * sizeof(float));
+    long tmp_row = max_T > 2 * max_S ? max_T : 2 * max_S;   // decode_move_rows' row; decode_begin's (S, 2C)
+    st->reorder_tmp = malloc_check((size_t)(B * tmp_row * C) * sizeof(float));
     // the gathered padding, then decode_reorder's two change masks (B each)
     st->reorder_pad = malloc_check((size_t)(B * (max_S + 2)));
     st->mem_class = malloc_check((size_t)(2 * B) * sizeof(int));
@@ -100,10 +101,10 @@ static void pack_decoder_weights(const Model *m, DecodeState *st) {
 static void decode_linear(const DecodeState *st, int l, int which, float *out, const float *inp,
                           const float *weight, const float *bias, int n, int IC, int OC, int act_fn) {
     LinearEpilogue e;
-    GemmEpilogue ep;
-    linear_epilogue_init(&e, &ep, bias, out, OC, act_fn, 0.0f, 0);
+    linear_epilogue_init(&e, bias, out, OC, act_fn, 0.0f, 0);
     if (!st->packed) { linear_fused_forward(out, inp, weight, n, IC, &e); return; }
     const GemmPackedB *pb = l < 0 ? &st->packed[st->n_packed - 1] : &st->packed[l * DECODE_PACKED_PER_LAYER + which];
+    GemmEpilogue ep = linear_epilogue(&e);
     gemm_prepacked(0, n, 1.0f, inp, IC, pb, 0.0f, out, OC, &ep);
 }
 
@@ -346,9 +347,9 @@ int decode_step(const Model *m, DecodeState *st, const int *tokens, int pos) {
         if (tokens[b] < 0 || tokens[b] >= c->tgt_vocab)
             return attn_error("decode: token id %d outside the vocabulary (%d)", tokens[b], c->tgt_vocab);
     // The hypotheses are independent: with enough rows each thread runs the
-    // whole decoder stack on its own share of them, so a step is one
-    // parallel region instead of one per kernel (each region's fork and
-    // join cost as much as the small products in it).
+    // whole decoder stack on its own share of them, so a step is one pool
+    // task instead of one per kernel (each costs a hand-over and a wait,
+    // about as much as the small products in it).
     int nt = threads_get();
     if (nt > B / DECODE_MIN_ROWS_PER_THREAD) nt = B / DECODE_MIN_ROWS_PER_THREAD;
     if (nt <= 1 || threads_in_task()) {

@@ -24,6 +24,7 @@ int threads_set(int n) {
     return 0;
 }
 
+
 int threads_get(void) {
     return thread_count > 0 ? thread_count : threads_machine_cores();
 }
@@ -58,8 +59,11 @@ static struct {
 } pool = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0, 0, 0, 0, NULL, NULL, 0};
 static pthread_cond_t pool_done = PTHREAD_COND_INITIALIZER;
 
-static pthread_mutex_t pool_start_lock = PTHREAD_MUTEX_INITIALIZER;
-static pthread_mutex_t pool_run_lock = PTHREAD_MUTEX_INITIALIZER;  // one task at a time
+// One task at a time; held also while workers are created, so that no task
+// is in flight then.
+static pthread_mutex_t pool_run_lock = PTHREAD_MUTEX_INITIALIZER;
+// The generation each worker was created at: it waits for the next one.
+static long start_generation[POOL_MAX];
 static _Thread_local int in_task;  // this thread is running a pool task
 
 int threads_in_task(void) { return in_task; }
@@ -102,7 +106,7 @@ static long pool_wait_task(long seen) {
 
 static void *pool_worker(void *arg) {
     int tid = (int)(long)arg;
-    long seen = 0;
+    long seen = start_generation[tid];
     for (;;) {
         seen = pool_wait_task(seen);
         // Every worker acknowledges every task, in the team or not, so no
@@ -122,33 +126,45 @@ static void *pool_worker(void *arg) {
     return NULL;
 }
 
-// Creates workers up to tid nt - 1; returns the team size actually available.
+// Creates workers up to tid nt - 1; returns the team size actually
+// available. The caller holds pool_run_lock: a new worker starts from the
+// current generation and takes part from the next task on (every worker
+// must acknowledge every task posted after its creation, none before).
 static int pool_grow(int nt) {
     if (nt > POOL_MAX) nt = POOL_MAX;
-    pthread_mutex_lock(&pool_start_lock);
     while (pool.started < nt - 1) {
+        int tid = pool.started + 1;
         pthread_t t;
         pthread_attr_t attr;
         pthread_attr_init(&attr);
         pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-        int ok = pthread_create(&t, &attr, pool_worker, (void *)(long)(pool.started + 1)) == 0;
+        start_generation[tid] = __atomic_load_n(&pool.generation, __ATOMIC_RELAXED);
+        int ok = pthread_create(&t, &attr, pool_worker, (void *)(long)tid) == 0;
         pthread_attr_destroy(&attr);
         if (!ok) break;
         pool.started++;
     }
-    int team = pool.started + 1 < nt ? pool.started + 1 : nt;
-    pthread_mutex_unlock(&pool_start_lock);
-    return team;
+    return pool.started + 1 < nt ? pool.started + 1 : nt;
+}
+
+static void run_alone(ThreadsTask fn, void *arg) {
+    int outer = in_task;
+    in_task = 1;
+    fn(arg, 0, 1);
+    in_task = outer;
 }
 
 void threads_pool_run(ThreadsTask fn, void *arg, int nt) {
-    if (nt > 1) nt = pool_grow(nt);
-    // A second caller (another thread of the program) runs alone rather than wait.
+    // Work started inside a task, or by a second caller (another thread of
+    // the program) while the pool is busy, runs alone rather than wait.
     if (nt <= 1 || in_task || pthread_mutex_trylock(&pool_run_lock) != 0) {
-        int outer = in_task;
-        in_task = 1;
-        fn(arg, 0, 1);
-        in_task = outer;
+        run_alone(fn, arg);
+        return;
+    }
+    nt = pool_grow(nt);
+    if (nt <= 1) {
+        pthread_mutex_unlock(&pool_run_lock);
+        run_alone(fn, arg);
         return;
     }
     pool.fn = fn;
@@ -179,6 +195,13 @@ void threads_pool_run(ThreadsTask fn, void *arg, int nt) {
     pthread_mutex_unlock(&pool_run_lock);
 }
 
+void threads_start(void) {
+    int nt = threads_get();
+    if (nt <= 1 || in_task || pthread_mutex_trylock(&pool_run_lock) != 0) return;
+    pool_grow(nt);
+    pthread_mutex_unlock(&pool_run_lock);
+}
+
 void threads_range(long n, int tid, int team, long *begin, long *end) {
     *begin = n * tid / team;
     *end = n * (tid + 1) / team;
@@ -197,10 +220,14 @@ static void for_task(void *p, int tid, int team) {
     if (begin < end) t->fn(t->arg, begin, end);
 }
 
+int threads_team(long n, int parallel) {
+    long nt = parallel && !in_task ? threads_get() : 1;
+    return (int)(nt < n ? nt : n > 0 ? n : 1);
+}
+
 void threads_for(long n, int parallel, ThreadsRange fn, void *arg) {
     if (n <= 0) return;
-    int nt = parallel && !in_task ? threads_get() : 1;
-    if (nt > n) nt = (int)n;
+    int nt = threads_team(n, parallel);
     if (nt <= 1) {
         fn(arg, 0, n);
         return;

@@ -20,6 +20,12 @@ int threads_machine_cores(void);
 // Nonzero while the calling thread runs a pool task: parallel work it
 // starts then runs on the calling thread alone.
 int threads_in_task(void);
+// Creates the pool's workers for threads_get() threads now, so that the
+// first parallel loop (a training step) does not create threads.
+void threads_start(void);
+// The team threads_for would use for n items: threads_get(), at most n,
+// and 1 when !parallel or inside a task.
+int threads_team(long n, int parallel);
 
 // A task run by a team: fn(arg, tid, team) for tid 0 .. team - 1.
 typedef void (*ThreadsTask)(void *arg, int tid, int team);

@@ -984,6 +984,7 @@ static int setup(Trainer *t, char *model_path, char *state_path, int *resuming) 
     *resuming = checkpoint_find_resume(t->run_dir, model_path, state_path, 4096);
     if (*resuming < 0) return -1;
     if (t->cfg.threads > 0 && threads_set(t->cfg.threads) != 0) return -1;
+    threads_start();
     if (!strcmp(t->cfg.matmul, "bf16") && gemm_set_path(GEMM_PATH_AVX512_BF16) != 0)
         return attn_error("matmul = bf16 needs a CPU with AVX512-BF16; this one runs %s (use matmul = fp32)",
                           gemm_path_name(gemm_get_path()));
