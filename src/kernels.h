@@ -114,6 +114,9 @@ void layernorm_residual_recompute(float *out, const float *a, const float *b, co
 // ---------------------------------------------------------------------------
 // Elementwise activations over n values. out may equal inp in forward.
 // ReLU's derivative at exactly 0 is 0 (as torch's threshold_backward).
+// The model runs the forwards inside the Linear's epilogue
+// (linear_fused_forward); these separate passes are what it is tested
+// against, and the gradient checks' layers.
 void relu_forward(float *out, const float *inp, long n);
 void relu_backward(float *dinp, const float *dout, const float *inp, long n);
 // ReLU and the dropout after it, backward in place, from the stored output
