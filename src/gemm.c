@@ -387,7 +387,7 @@ static void gemm_thread(const GemmArgs *g, const GemmPathDesc *path, float *pack
                         }
                         path->kernel(kc, a_panel, a_step, a_rstride, b_panel, b_step,
                                      c_col + (long)(ic + ir) * g->ldc, g->ldc,
-                                     rows, cols, g->alpha, beta);
+                                     rows, cols, g->alpha, beta, ir == 0);
                     }
                 }
                 if (pc + kc == g->K) {   // the unit's block of C is final: still in cache

@@ -17,7 +17,9 @@
 
 TARGET_AVX2
 static void kernel_6x16(int kc, const float *restrict a, long a_step, long a_rstride, const float *restrict b,
-                        long b_step, float *restrict c, long ldc, int m, int n, float alpha, float beta) {
+                        long b_step, float *restrict c, long ldc, int m, int n, float alpha, float beta,
+                        int prefetch_b) {
+    (void)prefetch_b;
     __m256 acc[MR][2];
 #pragma GCC unroll 6
     for (int r = 0; r < MR; r++) {

@@ -14,6 +14,12 @@
 
 #define MR 12
 #define NR 32
+// Steps of k ahead that a first pass over a B panel prefetches (16 KiB at
+// b_step 32). A decoding step multiplies 32-64 rows by every weight matrix
+// once, so each panel is read from L3 or memory, and the hardware
+// prefetchers left the kernel waiting: a small decoding step's products
+// took 1.70 ms without, 1.36 ms at 32 steps ahead, 1.23 ms at 128.
+#define B_PREFETCH_STEPS 128
 
 #define TARGET_AVX512 __attribute__((target("avx512f,avx512vl,fma")))
 
@@ -22,9 +28,9 @@
 // the accumulators it needs. Every variant sums each element over k in the
 // same order, so which one computes a tile never changes the result.
 __attribute__((always_inline)) TARGET_AVX512
-static inline void kernel_body(const int rows, const int vecs, int kc, const float *restrict a, long a_step, long a_rstride,
-                               const float *restrict b, long b_step, float *restrict c, long ldc,
-                               int m, int n, float alpha, float beta) {
+static inline void kernel_body(const int rows, const int vecs, const int prefetch, int kc, const float *restrict a,
+                               long a_step, long a_rstride, const float *restrict b, long b_step,
+                               float *restrict c, long ldc, int m, int n, float alpha, float beta) {
     __m512 acc[MR][2];
 #pragma GCC unroll 12
     for (int r = 0; r < rows; r++) {
@@ -35,6 +41,10 @@ static inline void kernel_body(const int rows, const int vecs, int kc, const flo
     // three offsets (0, a_rstride, 2 a_rstride) in registers and steps them.
     const float *base[4] = {a, a + 3 * a_rstride, a + 6 * a_rstride, a + 9 * a_rstride};
     for (long k = 0; k < kc; k++) {
+        if (prefetch) {
+            _mm_prefetch((const char *)(b + B_PREFETCH_STEPS * b_step), _MM_HINT_T0);
+            _mm_prefetch((const char *)(b + B_PREFETCH_STEPS * b_step + 16), _MM_HINT_T0);
+        }
         __m512 b0 = _mm512_loadu_ps(b);
         __m512 b1 = vecs > 1 ? _mm512_loadu_ps(b + 16) : b0;
 #pragma GCC unroll 12
@@ -48,34 +58,38 @@ static inline void kernel_body(const int rows, const int vecs, int kc, const flo
     store_tile(acc, rows, vecs, c, ldc, m, n, alpha, beta);
 }
 
-#define DEFINE_KERNEL(name, rows, vecs) \
+#define DEFINE_KERNEL(name, rows, vecs, prefetch) \
     TARGET_AVX512 static void name(int kc, const float *restrict a, long a_step, long a_rstride, const float *restrict b, \
                                    long b_step, float *restrict c, long ldc, int m, int n, float alpha, float beta) { \
-        kernel_body(rows, vecs, kc, a, a_step, a_rstride, b, b_step, c, ldc, m, n, alpha, beta); \
+        kernel_body(rows, vecs, prefetch, kc, a, a_step, a_rstride, b, b_step, c, ldc, m, n, alpha, beta); \
     }
-DEFINE_KERNEL(kernel_12x32, 12, 2)
-DEFINE_KERNEL(kernel_12x16, 12, 1)
-DEFINE_KERNEL(kernel_8x32, 8, 2)
-DEFINE_KERNEL(kernel_8x16, 8, 1)
-DEFINE_KERNEL(kernel_4x32, 4, 2)
-DEFINE_KERNEL(kernel_4x16, 4, 1)
+DEFINE_KERNEL(kernel_12x32, 12, 2, 0)
+DEFINE_KERNEL(kernel_12x16, 12, 1, 0)
+DEFINE_KERNEL(kernel_8x32, 8, 2, 0)
+DEFINE_KERNEL(kernel_8x16, 8, 1, 0)
+DEFINE_KERNEL(kernel_4x32, 4, 2, 0)
+DEFINE_KERNEL(kernel_4x16, 4, 1, 0)
+DEFINE_KERNEL(kernel_12x32_prefetch, 12, 2, 1)
+DEFINE_KERNEL(kernel_8x32_prefetch, 8, 2, 1)
+DEFINE_KERNEL(kernel_4x32_prefetch, 4, 2, 1)
+
+typedef void (*TileKernel)(int kc, const float *restrict a, long a_step, long a_rstride, const float *restrict b,
+                           long b_step, float *restrict c, long ldc, int m, int n, float alpha, float beta);
 
 // The path's kernel: full tiles take 12 x 32; edge tiles (small matrices,
 // attention heads with T = 10..40) take the smallest variant that covers
-// them instead of multiplying zero padding.
+// them instead of multiplying zero padding. A first pass over a full-width
+// panel takes the prefetching variant.
 TARGET_AVX512
 static void kernel_avx512(int kc, const float *restrict a, long a_step, long a_rstride, const float *restrict b,
-                          long b_step, float *restrict c, long ldc, int m, int n, float alpha, float beta) {
-    if (m > 8) {
-        if (n > 16) kernel_12x32(kc, a, a_step, a_rstride, b, b_step, c, ldc, m, n, alpha, beta);
-        else kernel_12x16(kc, a, a_step, a_rstride, b, b_step, c, ldc, m, n, alpha, beta);
-    } else if (m > 4) {
-        if (n > 16) kernel_8x32(kc, a, a_step, a_rstride, b, b_step, c, ldc, m, n, alpha, beta);
-        else kernel_8x16(kc, a, a_step, a_rstride, b, b_step, c, ldc, m, n, alpha, beta);
-    } else {
-        if (n > 16) kernel_4x32(kc, a, a_step, a_rstride, b, b_step, c, ldc, m, n, alpha, beta);
-        else kernel_4x16(kc, a, a_step, a_rstride, b, b_step, c, ldc, m, n, alpha, beta);
-    }
+                          long b_step, float *restrict c, long ldc, int m, int n, float alpha, float beta,
+                          int prefetch_b) {
+    static const TileKernel wide[2][3] = {{kernel_4x32, kernel_8x32, kernel_12x32},
+                                          {kernel_4x32_prefetch, kernel_8x32_prefetch, kernel_12x32_prefetch}};
+    static const TileKernel narrow[3] = {kernel_4x16, kernel_8x16, kernel_12x16};
+    int size = m > 8 ? 2 : m > 4 ? 1 : 0;
+    TileKernel k = n > 16 ? wide[prefetch_b != 0][size] : narrow[size];
+    k(kc, a, a_step, a_rstride, b, b_step, c, ldc, m, n, alpha, beta);
 }
 
 // ---------------------------------------------------------------------------

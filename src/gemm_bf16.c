@@ -147,7 +147,9 @@ DEFINE_KERNEL(kernel_bf16_4x16, 4, 1)
 
 TARGET_BF16
 static void kernel_bf16(int kc, const float *restrict a, long a_step, long a_rstride, const float *restrict b,
-                        long b_step, float *restrict c, long ldc, int m, int n, float alpha, float beta) {
+                        long b_step, float *restrict c, long ldc, int m, int n, float alpha, float beta,
+                        int prefetch_b) {
+    (void)prefetch_b;
     if (m > 4) {
         if (n > 16) kernel_bf16_12x32(kc, a, a_step, a_rstride, b, b_step, c, ldc, m, n, alpha, beta);
         else kernel_bf16_12x16(kc, a, a_step, a_rstride, b, b_step, c, ldc, m, n, alpha, beta);

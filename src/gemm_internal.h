@@ -14,8 +14,10 @@
 // panel 64-byte aligned; read in place from a B that is not transposed:
 // b_step ldb). m <= mr and n <= nr say how much of the tile is inside C; the
 // panels are zero-padded beyond. beta == 0 stores without reading C.
+// prefetch_b: this is the first tile to read the B panel in its unit, so
+// the panel comes from L3 or memory; the kernel asks for it ahead of use.
 typedef void (*GemmKernel)(int kc, const float *a, long a_step, long a_rstride, const float *b, long b_step,
-                           float *c, long ldc, int m, int n, float alpha, float beta);
+                           float *c, long ldc, int m, int n, float alpha, float beta, int prefetch_b);
 
 // Packers fill a panel of width w (mr for A, nr for B): panel[k * w + r] for
 // k < kc, r < w, lanes r >= n zero. "rows": source vector r is contiguous
