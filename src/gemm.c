@@ -517,6 +517,30 @@ static void gemm_packed_driver(const GemmArgs *g, const GemmPathDesc *path, int 
 // ---------------------------------------------------------------------------
 // Prepacked B
 
+typedef struct {
+    const GemmPathDesc *path;
+    GemmPackedB *pb;
+    const float *B;
+    int ldb, nr, nc_max;
+} PackPanels;
+
+// Panels [i0, i1) of a prepacked op(B), numbered block by block (NC blocks
+// of columns, then KC blocks of steps) with nc_max / nr slots per block;
+// the slots past a narrow last block's panels are skipped.
+static void pack_panels(void *arg, long i0, long i1) {
+    const PackPanels *p = arg;
+    int K = p->pb->K, N = p->pb->N, nr = p->nr, kc_block = k_block(K);
+    int slots = ceil_div(p->nc_max, nr), k_blocks = ceil_div(K, kc_block);
+    for (long i = i0; i < i1; i++) {
+        int q = (int)(i % slots), pcb = (int)(i / slots % k_blocks), jcb = (int)(i / slots / k_blocks);
+        int jc = jcb * p->nc_max, pc = pcb * kc_block;
+        int nc = N - jc < p->nc_max ? N - jc : p->nc_max, kc = K - pc < kc_block ? K - pc : kc_block;
+        if (q >= ceil_div(nc, nr)) continue;
+        float *block = p->pb->panels + prepacked_offset(K, nr, jc, nc, pc);
+        pack_b_panel(p->path, block, p->pb->trans_b, p->B, p->ldb, jc, nc, q, pc, kc);
+    }
+}
+
 int gemm_pack_b(GemmPackedB *pb, int trans_b, int K, int N, const float *B, int ldb) {
     int path_id = gemm_get_path();
     int reuse = pb->panels && pb->trans_b == trans_b && pb->K == K && pb->N == N && pb->path == path_id;
@@ -542,16 +566,11 @@ int gemm_pack_b(GemmPackedB *pb, int trans_b, int K, int N, const float *B, int 
         if (posix_memalign(&mem, 64, floats * sizeof(float)) != 0) abort();
         pb->panels = mem;
     }
-    for (int jc = 0; jc < N; jc += nc_max) {
-        int nc = N - jc < nc_max ? N - jc : nc_max;
-        const int kc_block = k_block(K);
-        for (int pc = 0; pc < K; pc += kc_block) {
-            int kc = K - pc < kc_block ? K - pc : kc_block;
-            float *block = pb->panels + prepacked_offset(K, nr, jc, nc, pc);
-            for (int q = 0; q < ceil_div(nc, nr); q++)
-                pack_b_panel(path, block, trans_b, B, ldb, jc, nc, q, pc, kc);
-        }
-    }
+    PackPanels pp = {path, pb, B, ldb, nr, nc_max};
+    // Every panel of every block, numbered in order; the pool packs them
+    // (a translator repacks its decoder weights for each batch).
+    threads_for((long)ceil_div(N, nc_max) * ceil_div(K, k_block(K)) * ceil_div(nc_max, nr),
+                (long)K * N >= (1L << 16), pack_panels, &pp);
     return 0;
 }
 
