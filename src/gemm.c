@@ -524,13 +524,17 @@ typedef struct {
     int ldb, nr, nc_max;
 } PackPanels;
 
+// Panel slots per block of a prepacked op(B): the panels of a full block
+// (all blocks are full but the last).
+static int pack_slots(int N, int nc_max, int nr) { return ceil_div(N < nc_max ? N : nc_max, nr); }
+
 // Panels [i0, i1) of a prepacked op(B), numbered block by block (NC blocks
-// of columns, then KC blocks of steps) with nc_max / nr slots per block;
-// the slots past a narrow last block's panels are skipped.
+// of columns, then KC blocks of steps), pack_slots() per block; the slots
+// past a narrower last block's panels are skipped.
 static void pack_panels(void *arg, long i0, long i1) {
     const PackPanels *p = arg;
     int K = p->pb->K, N = p->pb->N, nr = p->nr, kc_block = k_block(K);
-    int slots = ceil_div(p->nc_max, nr), k_blocks = ceil_div(K, kc_block);
+    int slots = pack_slots(N, p->nc_max, nr), k_blocks = ceil_div(K, kc_block);
     for (long i = i0; i < i1; i++) {
         int q = (int)(i % slots), pcb = (int)(i / slots % k_blocks), jcb = (int)(i / slots / k_blocks);
         int jc = jcb * p->nc_max, pc = pcb * kc_block;
@@ -569,7 +573,7 @@ int gemm_pack_b(GemmPackedB *pb, int trans_b, int K, int N, const float *B, int 
     PackPanels pp = {path, pb, B, ldb, nr, nc_max};
     // Every panel of every block, numbered in order; the pool packs them
     // (a translator repacks its decoder weights for each batch).
-    threads_for((long)ceil_div(N, nc_max) * ceil_div(K, k_block(K)) * ceil_div(nc_max, nr),
+    threads_for((long)ceil_div(N, nc_max) * ceil_div(K, k_block(K)) * pack_slots(N, nc_max, nr),
                 (long)K * N >= (1L << 16), pack_panels, &pp);
     return 0;
 }
