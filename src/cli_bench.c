@@ -24,6 +24,7 @@
 #include "cli.h"
 #include "common.h"
 #include "gemm.h"
+#include "kernels.h"
 #include "model.h"
 #include "optim.h"
 #include "rng.h"
@@ -155,7 +156,8 @@ static int argmax(const float *x, int n) {
 // logits (V) -> log-probabilities in place, in float like PyTorch's.
 static void log_softmax(float *x, int n) {
     float mx = x[argmax(x, n)], sum = 0.0f;
-    for (int i = 0; i < n; i++) sum += expf(x[i] - mx);
+    #pragma omp simd reduction(+:sum)
+    for (int i = 0; i < n; i++) sum += expf_fast(x[i] - mx);
     float lse = mx + logf(sum);
     for (int i = 0; i < n; i++) x[i] -= lse;
 }

@@ -18,6 +18,8 @@
 #include "common.h"
 #include "config.h"
 #include "data.h"
+#include "kernels.h"
+#include "threads.h"
 #include "utf8.h"
 
 // ----------------------------------------------------------------------------
@@ -271,15 +273,35 @@ void decode_result_free(DecodeResult *r) {
 // output (a <pad> fed back would be masked as padding by the full forward):
 // they get -inf, without renormalizing, so scores stay the model's
 // log-probabilities.
+// The exponentials are the loss's (expf_fast, vector lanes over chunks of
+// 512 summed in double), so a beam's score and attn score's teacher-forced
+// loss sum the same values.
 static void log_softmax_row(float *lp, const float *logits, int V) {
     float mx = logits[0];
     for (int v = 1; v < V; v++) if (logits[v] > mx) mx = logits[v];
-    double sum = 0;  // float exponentials (vectorized), summed in double
-    for (int v = 0; v < V; v++) sum += expf(logits[v] - mx);
+    double sum = 0;
+    for (int v0 = 0; v0 < V; v0 += 512) {
+        int v1 = v0 + 512 < V ? v0 + 512 : V;
+        float chunk = 0.0f;
+        #pragma omp simd reduction(+:chunk)
+        for (int v = v0; v < v1; v++) chunk += expf_fast(logits[v] - mx);
+        sum += chunk;
+    }
     double log_z = log(sum) + mx;
     for (int v = 0; v < V; v++) lp[v] = (float)((double)logits[v] - log_z);
     lp[PAD_ID] = -INFINITY;
     lp[BOS_ID] = -INFINITY;
+}
+
+typedef struct {
+    float *logprobs;
+    const float *logits;
+    int V;
+} LogSoftmaxRows;
+
+static void log_softmax_rows(void *arg, long r0, long r1) {
+    const LogSoftmaxRows *a = arg;
+    for (long r = r0; r < r1; r++) log_softmax_row(a->logprobs + r * a->V, a->logits + r * a->V, a->V);
 }
 
 static int argmax_row(const float *x, int V) {
@@ -604,7 +626,8 @@ static int decode_batch(Translator *tr, const int *const *src, const int *src_le
     for (int pos = 0; st->B > 0; pos++) {
         for (int r = 0; r < st->B; r++) tr->feed[r] = pos == 0 ? BOS_ID : tr->cur.tokens[r * T + pos - 1];
         if (decode_step(tr->m, st, tr->feed, pos) != 0) return -1;
-        for (int r = 0; r < st->B; r++) log_softmax_row(tr->logprobs + (long)r * V, st->logits + (long)r * V, V);
+        LogSoftmaxRows lsr = {tr->logprobs, st->logits, V};
+        threads_for(st->B, (long)st->B * V >= (1L << 16), log_softmax_rows, &lsr);
         if (tr->cur.attn) record_attention(tr, pos);
         int n_next = 0, old_B = st->B;
         for (int r0 = 0; r0 < old_B;) {
