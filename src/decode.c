@@ -18,7 +18,7 @@
 #include "common.h"
 #include "config.h"
 #include "data.h"
-#include "kernels.h"
+#include "loss.h"
 #include "threads.h"
 #include "utf8.h"
 
@@ -273,21 +273,12 @@ void decode_result_free(DecodeResult *r) {
 // output (a <pad> fed back would be masked as padding by the full forward):
 // they get -inf, without renormalizing, so scores stay the model's
 // log-probabilities.
-// The exponentials are the loss's (expf_fast, vector lanes over chunks of
-// 512 summed in double), so a beam's score and attn score's teacher-forced
-// loss sum the same values.
+// The exponentials are summed as the loss sums them (sum_exp_shifted), so a
+// beam's score and attn score's teacher-forced loss add the same values.
 static void log_softmax_row(float *lp, const float *logits, int V) {
     float mx = logits[0];
     for (int v = 1; v < V; v++) if (logits[v] > mx) mx = logits[v];
-    double sum = 0;
-    for (int v0 = 0; v0 < V; v0 += 512) {
-        int v1 = v0 + 512 < V ? v0 + 512 : V;
-        float chunk = 0.0f;
-        #pragma omp simd reduction(+:chunk)
-        for (int v = v0; v < v1; v++) chunk += expf_fast(logits[v] - mx);
-        sum += chunk;
-    }
-    double log_z = log(sum) + mx;
+    double log_z = log(sum_exp_shifted(NULL, logits, V, mx)) + mx;
     for (int v = 0; v < V; v++) lp[v] = (float)((double)logits[v] - log_z);
     lp[PAD_ID] = -INFINITY;
     lp[BOS_ID] = -INFINITY;

@@ -3,6 +3,7 @@
 #include "threads.h"
 #include <math.h>
 #include <stddef.h>
+#include <string.h>
 #include "kernels.h"
 #include "model.h"
 
@@ -14,8 +15,7 @@
 // data, and a whole-row float sum would lose digits for large vocabularies.
 #define SUM_CHUNK 512
 
-// sum_c e^(z[c] - shift), writing the exponentials to p (V) unless NULL.
-static double sum_exp_shifted(float *p, const float *z, int V, float shift) {
+double sum_exp_shifted(float *p, const float *z, int V, float shift) {
     double total = 0.0;
     for (int c0 = 0; c0 < V; c0 += SUM_CHUNK) {
         int c1 = c0 + SUM_CHUNK < V ? c0 + SUM_CHUNK : V;
@@ -48,54 +48,55 @@ static double sum_floats(const float *z, int V) {
     return total;
 }
 
-// One row z (V) with a non-pad target t: returns the row loss, sets *lse_out
-// to log sum exp z and *argmax to the first maximum. p (V), unless NULL,
-// gets softmax(z).
-static float row_loss(float *p, double *lse_out, int *argmax_out, const float *z, int t, int V,
-                      float smoothing) {
+// The maximum of z (V), and in *argmax the index of its first occurrence.
+static float row_max(const float *z, int V, int *argmax) {
     float maxval = z[0];
     #pragma omp simd reduction(max:maxval)
     for (int c = 0; c < V; c++) maxval = z[c] > maxval ? z[c] : maxval;
-    int argmax = 0;
-    while (argmax < V - 1 && z[argmax] != maxval) argmax++;   // the first maximum (bounded: NaN logits)
+    int i = 0;
+    while (i < V - 1 && z[i] != maxval) i++;   // the first maximum (bounded: NaN logits)
+    *argmax = i;
+    return maxval;
+}
+
+// loss_row of loss.h from the row's log-sum-exp, target logit and sum.
+static float smoothed_loss(double lse, float z_target, double sum_z, int V, float smoothing) {
+    double nll = lse - z_target;
+    double smooth = lse - sum_z / V;   // (1/V) sum_c -log p[c]
+    return (float)((1.0 - smoothing) * nll + smoothing * smooth);
+}
+
+// One row z (V) with a non-pad target t: returns the row loss, sets *lse_out
+// to log sum exp z and *argmax to the first maximum. p (V), unless NULL,
+// gets softmax(z).
+static float row_loss(float *p, double *lse_out, int *argmax, const float *z, int t, int V, float smoothing) {
+    float maxval = row_max(z, V, argmax);
     double sum_exp = sum_exp_shifted(p, z, V, maxval);         // stable log-sum-exp
-    double sum_z = sum_floats(z, V);
     double lse = maxval + log(sum_exp);
     if (p) {
         float inv = (float)(1.0 / sum_exp);
         #pragma omp simd
         for (int c = 0; c < V; c++) p[c] *= inv;
     }
-    double nll = lse - z[t];
-    double smooth = lse - sum_z / V;   // (1/V) sum_c -log p[c]
     *lse_out = lse;
-    *argmax_out = argmax;
-    return (float)((1.0 - smoothing) * nll + smoothing * smooth);
+    return smoothed_loss(lse, z[t], sum_floats(z, V), V, smoothing);
 }
 
 // row_loss for a row whose gradient is wanted at once: z (V) is replaced by
 // scale * (softmax(z) - q), q the smoothed target; the loss, lse and argmax
 // are row_loss's, bit for bit (the same sums of the same values).
-static float row_loss_grad(float *z, double *lse_out, int *argmax_out, int t, int V, float smoothing,
-                           float scale) {
-    float maxval = z[0];
-    #pragma omp simd reduction(max:maxval)
-    for (int c = 0; c < V; c++) maxval = z[c] > maxval ? z[c] : maxval;
-    int argmax = 0;
-    while (argmax < V - 1 && z[argmax] != maxval) argmax++;
+static float row_loss_grad(float *z, double *lse_out, int *argmax, int t, int V, float smoothing, float scale) {
+    float maxval = row_max(z, V, argmax);
     double sum_z = sum_floats(z, V);
-    float zt = z[t];
+    float z_target = z[t];
     double sum_exp = sum_exp_shifted(z, z, V, maxval);   // z now holds e^(z - max)
     double lse = maxval + log(sum_exp);
     float inv = (float)(1.0 / sum_exp), uniform = smoothing / V;
     #pragma omp simd
     for (int c = 0; c < V; c++) z[c] = scale * (z[c] * inv - uniform);
     z[t] -= scale * (1.0f - smoothing);
-    double nll = lse - zt;
-    double smooth = lse - sum_z / V;
     *lse_out = lse;
-    *argmax_out = argmax;
-    return (float)((1.0 - smoothing) * nll + smoothing * smooth);
+    return smoothed_loss(lse, z_target, sum_z, V, smoothing);
 }
 
 // The operands of the parallel loss loops (rows are independent).
@@ -110,20 +111,25 @@ typedef struct {
 
 static int loss_parallel(int N, int V) { return (long)N * V >= LOSS_PARALLEL_MIN_WORK; }
 
+// With dlogits set the rows are the logits themselves, replaced by their
+// gradient (row_loss_grad; pad rows by zeros).
 static void forward_range(void *arg, long n0, long n1) {
     LossRows *a = arg;
     long valid = 0, correct = 0, V = a->V;
     for (long n = n0; n < n1; n++) {
         int t = a->targets[n];
+        float *grad = a->dlogits ? a->dlogits + n * V : NULL;
         if (t == PAD_ID) {
             a->losses[n] = 0.0f;
             if (a->lse) a->lse[n] = 0.0f;
+            if (grad) memset(grad, 0, (size_t)V * sizeof(float));
             continue;
         }
         double row_lse;
         int argmax;
-        a->losses[n] = row_loss(a->probs ? a->probs + n * V : NULL, &row_lse, &argmax, a->logits + n * V, t,
-                                a->V, a->smoothing);
+        a->losses[n] = grad ? row_loss_grad(grad, &row_lse, &argmax, t, a->V, a->smoothing, a->scale)
+                            : row_loss(a->probs ? a->probs + n * V : NULL, &row_lse, &argmax, a->logits + n * V,
+                                       t, a->V, a->smoothing);
         if (a->lse) a->lse[n] = (float)row_lse;
         valid++;
         correct += argmax == t;
@@ -132,51 +138,29 @@ static void forward_range(void *arg, long n0, long n1) {
     __atomic_fetch_add(&a->correct, correct, __ATOMIC_RELAXED);
 }
 
-// The shared forward: probs (N, V) or lse (N) or neither.
-static double forward_rows(float *losses, float *probs, float *lse, const float *logits, const int *targets,
-                           int N, int V, float smoothing, long *n_valid, long *n_correct) {
-    LossRows a = {.losses = losses, .probs = probs, .lse = lse, .logits = logits, .targets = targets, .V = V,
-                  .smoothing = smoothing};
-    threads_for(N, loss_parallel(N, V), forward_range, &a);
+// The shared forward of the three interfaces: the row losses, their sum in
+// row order, the counts.
+static double forward_rows(LossRows *a, int N, long *n_valid, long *n_correct) {
+    threads_for(N, loss_parallel(N, a->V), forward_range, a);
     double total = 0.0;
-    for (int n = 0; n < N; n++) total += losses[n];
-    if (n_valid) *n_valid = a.valid;
-    if (n_correct) *n_correct = a.correct;
+    for (int n = 0; n < N; n++) total += a->losses[n];
+    if (n_valid) *n_valid = a->valid;
+    if (n_correct) *n_correct = a->correct;
     return total;
 }
 
 double crossentropy_forward(float *losses, float *probs, const float *logits, const int *targets,
                             int N, int V, float smoothing, long *n_valid, long *n_correct) {
-    return forward_rows(losses, probs, NULL, logits, targets, N, V, smoothing, n_valid, n_correct);
+    LossRows a = {.losses = losses, .probs = probs, .logits = logits, .targets = targets, .V = V,
+                  .smoothing = smoothing};
+    return forward_rows(&a, N, n_valid, n_correct);
 }
 
 double crossentropy_forward_lse(float *losses, float *lse, const float *logits, const int *targets,
                                 int N, int V, float smoothing, long *n_valid, long *n_correct) {
-    return forward_rows(losses, NULL, lse, logits, targets, N, V, smoothing, n_valid, n_correct);
-}
-
-static void forward_backward_range(void *arg, long n0, long n1) {
-    LossRows *a = arg;
-    long valid = 0, correct = 0, V = a->V;
-    for (long n = n0; n < n1; n++) {
-        int t = a->targets[n];
-        float *z = a->dlogits + n * V;
-        if (t == PAD_ID) {
-            a->losses[n] = 0.0f;
-            a->lse[n] = 0.0f;
-            #pragma omp simd
-            for (long c = 0; c < V; c++) z[c] = 0.0f;
-            continue;
-        }
-        double row_lse;
-        int argmax;
-        a->losses[n] = row_loss_grad(z, &row_lse, &argmax, t, a->V, a->smoothing, a->scale);
-        a->lse[n] = (float)row_lse;
-        valid++;
-        correct += argmax == t;
-    }
-    __atomic_fetch_add(&a->valid, valid, __ATOMIC_RELAXED);
-    __atomic_fetch_add(&a->correct, correct, __ATOMIC_RELAXED);
+    LossRows a = {.losses = losses, .lse = lse, .logits = logits, .targets = targets, .V = V,
+                  .smoothing = smoothing};
+    return forward_rows(&a, N, n_valid, n_correct);
 }
 
 double crossentropy_forward_backward_inplace(float *losses, float *lse, float *logits, const int *targets,
@@ -184,12 +168,7 @@ double crossentropy_forward_backward_inplace(float *losses, float *lse, float *l
                                              long *n_correct) {
     LossRows a = {.losses = losses, .lse = lse, .dlogits = logits, .targets = targets, .V = V,
                   .smoothing = smoothing, .scale = scale};
-    threads_for(N, loss_parallel(N, V), forward_backward_range, &a);
-    double total = 0.0;
-    for (int n = 0; n < N; n++) total += losses[n];
-    if (n_valid) *n_valid = a.valid;
-    if (n_correct) *n_correct = a.correct;
-    return total;
+    return forward_rows(&a, N, n_valid, n_correct);
 }
 
 static void backward_range(void *arg, long n0, long n1) {

@@ -45,4 +45,10 @@ double crossentropy_forward_backward_inplace(float *losses, float *lse, float *l
                                              int N, int V, float smoothing, float scale, long *n_valid,
                                              long *n_correct);
 
+// sum_c e^(z[c] - shift) over z (V) with expf_fast, in float vector lanes
+// over chunks of 512 added in double (every sum of exponentials of the
+// model, so that decoding's scores and the loss agree); the exponentials go
+// to p (V) unless NULL (p may be z).
+double sum_exp_shifted(float *p, const float *z, int V, float shift);
+
 #endif
