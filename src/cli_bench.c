@@ -24,7 +24,7 @@
 #include "cli.h"
 #include "common.h"
 #include "gemm.h"
-#include "kernels.h"
+#include "loss.h"
 #include "model.h"
 #include "optim.h"
 #include "rng.h"
@@ -153,12 +153,11 @@ static int argmax(const float *x, int n) {
     return 0;  // all NaN
 }
 
-// logits (V) -> log-probabilities in place, in float like PyTorch's.
+// logits (V) -> log-probabilities in place, the exponentials summed as the
+// translator sums them.
 static void log_softmax(float *x, int n) {
-    float mx = x[argmax(x, n)], sum = 0.0f;
-    #pragma omp simd reduction(+:sum)
-    for (int i = 0; i < n; i++) sum += expf_fast(x[i] - mx);
-    float lse = mx + logf(sum);
+    float mx = x[argmax(x, n)];
+    float lse = mx + (float)log(sum_exp_shifted(NULL, x, n, mx));
     for (int i = 0; i < n; i++) x[i] -= lse;
 }
 
