@@ -26,6 +26,7 @@ static void kernel_6x16(int kc, const float *restrict a, long a_step, long a_rst
         acc[r][0] = _mm256_setzero_ps();
         acc[r][1] = _mm256_setzero_ps();
     }
+    prefetch_c_tile(c, ldc, m, n);
     const float *base[2] = {a, a + 3 * a_rstride};  // rows in groups of three (see gemm_avx512.c)
     for (long k = 0; k < kc; k++) {
         __m256 b0 = _mm256_loadu_ps(b);

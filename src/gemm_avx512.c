@@ -37,6 +37,7 @@ static inline void kernel_body(const int rows, const int vecs, const int prefetc
         acc[r][0] = _mm512_setzero_ps();
         acc[r][1] = _mm512_setzero_ps();
     }
+    prefetch_c_tile(c, ldc, m < rows ? m : rows, n < 16 * vecs ? n : 16 * vecs);
     // Rows in groups of three from four base pointers: the compiler keeps
     // three offsets (0, a_rstride, 2 a_rstride) in registers and steps them.
     const float *base[4] = {a, a + 3 * a_rstride, a + 6 * a_rstride, a + 9 * a_rstride};

@@ -21,13 +21,6 @@
 
 #define TARGET_BF16 __attribute__((target("avx512f,avx512vl,avx512bw,avx512bf16,fma")))
 
-// 16 floats -> 16 bf16 (hardware rounding: nearest even, NaN kept) in the
-// low halves of 16 words.
-TARGET_BF16
-static inline __m512i bf16_low(__m512 x) {
-    return _mm512_cvtepu16_epi32((__m256i)_mm512_cvtneps_pbh(x));
-}
-
 // In-register transpose of 16 x 16 words (see gemm_avx512.c's transpose16).
 __attribute__((always_inline)) TARGET_BF16
 static inline void transpose16_words(__m512i r[16]) {
@@ -91,18 +84,26 @@ static void pack_rows_bf16(float *panel, const float *src, long ld, int n, int k
 }
 
 // "columns" packer: the values of one k are contiguous (src[k * ld + r]);
-// rows k and k+1 are rounded and woven into pairs.
+// rows k and k+1 are rounded together (k's 16 bf16 in the low half of the
+// vector, k+1's in the high half) and one word permute weaves them into
+// pairs: 5 instructions per 16 pairs where rounding each row on its own,
+// widening and shifting took 9 (this packer: 12.0% of a bf16 base step's
+// samples before, 10.3% after; it waits on memory more than on the ops).
 TARGET_BF16
 static void pack_columns_bf16(float *panel, const float *src, long ld, int n, int kc, int w) {
     uint32_t *out = (uint32_t *)panel;
+    // word 2i of the result is low-half word i (row k), word 2i + 1 high-half word i (row k + 1)
+    const __m512i weave = _mm512_set_epi16(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24, 8,
+                                           23, 7, 22, 6, 21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
     for (int k = 0; k < kc; k += 2) {
         const float *s0 = src + k * ld, *s1 = s0 + ld;
         uint32_t *d = out + (long)(k / 2) * w;
         for (int r0 = 0; r0 < w; r0 += 16) {
             __mmask16 load_mask = tail_mask(n - r0), store_mask = tail_mask(w - r0);
-            __m512i even = bf16_low(_mm512_maskz_loadu_ps(load_mask, s0 + r0));
-            __m512i odd = k + 1 < kc ? bf16_low(_mm512_maskz_loadu_ps(load_mask, s1 + r0)) : _mm512_setzero_si512();
-            _mm512_mask_storeu_epi32(d + r0, store_mask, _mm512_or_si512(even, _mm512_slli_epi32(odd, 16)));
+            __m512 even = _mm512_maskz_loadu_ps(load_mask, s0 + r0);
+            __m512 odd = k + 1 < kc ? _mm512_maskz_loadu_ps(load_mask, s1 + r0) : _mm512_setzero_ps();
+            __m512i halves = (__m512i)_mm512_cvtne2ps_pbh(odd, even);
+            _mm512_mask_storeu_epi32(d + r0, store_mask, _mm512_permutexvar_epi16(weave, halves));
         }
     }
 }
@@ -119,6 +120,7 @@ static inline void kernel_body_bf16(const int rows, const int vecs, int kc, cons
     __m512 acc[MR][2];
 #pragma GCC unroll 12
     for (int r = 0; r < rows; r++) acc[r][0] = acc[r][1] = _mm512_setzero_ps();
+    prefetch_c_tile(c, ldc, m < rows ? m : rows, n < 16 * vecs ? n : 16 * vecs);
     int pairs = (kc + 1) / 2;
     for (int p = 0; p < pairs; p++) {
         __m512bh b0 = (__m512bh)_mm512_load_si512(bp);

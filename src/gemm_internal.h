@@ -34,6 +34,18 @@ typedef void (*GemmDirect)(int trans_a, int M, int j0, int j1, int K, float alph
                            const float *A, int lda, const float *B, int ldb,
                            float beta, float *C, int ldc);
 
+// Asks for a tile's rows of C (m rows of n floats, ldc apart) with intent to
+// write, before the tile's sum runs, so that the stores at its end find the
+// lines in cache. Without it, when C's rows are a multiple of 4 KiB apart
+// (the d_ff-wide outputs of the FFN: 1024 or 2048 floats), a tile's stores
+// all wait on memory in the same few cache sets and hold up the next
+// tile's loads: base ffn1 forward ran at 424 GFLOP/s against 480 with it
+// (2 threads), base training steps 5% and small 7% faster.
+static inline void prefetch_c_tile(const float *c, long ldc, int m, int n) {
+    for (int r = 0; r < m; r++)
+        for (int j = 0; j < n; j += 16) __builtin_prefetch(c + r * ldc + j, 1, 3);
+}
+
 typedef struct {
     const char *name;
     int mr, nr;          // register tile
