@@ -243,6 +243,8 @@ int translator_create(Translator **out, Model *m, const DecodeOptions *opt) {
     return 0;
 }
 
+void translator_weights_changed(Translator *tr) { decode_weights_changed(&tr->st); }
+
 void translator_free(Translator *tr) {
     if (!tr) return;
     decode_state_free(&tr->st);

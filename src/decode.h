@@ -82,6 +82,10 @@ int decode_parse_flag(int argc, char **argv, int *i, DecodeOptions *opt);
 // longest source + 1) for the encoder (model_create's max_B and max_S).
 int translator_create(Translator **out, Model *m, const DecodeOptions *opt);
 void translator_free(Translator *tr);
+// The model's weights changed since the translator last ran (training
+// between validations): it packs them again instead of keeping the packing
+// of its earlier runs.
+void translator_weights_changed(Translator *tr);
 // Decodes n sources (token ids without </s>; it is appended), results[i] for
 // src[i]. first_index numbers the sentences for the sampling streams (the
 // global line number), so results do not depend on how input is chunked.

@@ -301,13 +301,16 @@ typedef struct {
     int *mem_class;          // (2 max_B) rows of one class have the same memory (so the
                              // same projected memory and padding): decode_reorder
                              // copies memory rows only across classes; second half scratch
-    // The decoder's weights packed for gemm_prepacked by decode_begin (a step
-    // multiplies only B rows through each, so repacking the weights at every
-    // step cost as much as the product): per layer DECODE_PACKED_PER_LAYER
-    // matrices, then the generator. decode_step uses the weights as they were
-    // at decode_begin. NULL until the first decode_begin.
+    // The decoder's weights packed for gemm_prepacked (a step multiplies
+    // only B rows through each, so repacking the weights at every step cost
+    // as much as the product): per layer DECODE_PACKED_PER_LAYER matrices,
+    // then the generator. Packed by the first decode_begin with B > 4 and
+    // kept for later ones until decode_weights_changed or a change of gemm
+    // path; batches of B <= 4 multiply the weights unpacked.
     GemmPackedB *packed;
     int n_packed;
+    int packed_path;         // the gemm path of the packing; 0: none, or stale
+    int use_packed;          // this batch multiplies through `packed` (B > 4)
 } DecodeState;
 enum { DECODE_PACKED_PER_LAYER = 6 };
 
@@ -315,10 +318,14 @@ int decode_state_create(DecodeState *st, const Model *m, int max_B, int max_S, i
 void decode_state_free(DecodeState *st);
 // Starts decoding B hypotheses over memory (B, S, C) with mem_pad (B, S),
 // e.g. m->acts->memory and m->acts->src_pad after model_encode (repeat rows
-// first for a beam). Projects the memory for every layer and packs the
-// decoder's weights (when B > 4: smaller products multiply unpacked).
+// first for a beam). Projects the memory for every layer and, when B > 4
+// and the weights are not packed yet, packs the decoder's weights.
 int decode_begin(const Model *m, DecodeState *st, const float *memory, const uint8_t *mem_pad,
                  int B, int S);
+// The model's weights changed since the state packed them (an optimizer
+// step, loaded weights): the next decode_begin packs them again. Without
+// it decode_step would keep multiplying by the old weights.
+void decode_weights_changed(DecodeState *st);
 // Feeds tokens (B) at position pos (0 for <s>; positions 0..pos-1 must have
 // been fed) and leaves the next-token logits in st->logits (B, Vt).
 int decode_step(const Model *m, DecodeState *st, const int *tokens, int pos);

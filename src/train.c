@@ -698,6 +698,7 @@ static int decode_validation(Trainer *t, ValidResult *r) {
         len[k] = token_pairs_src_len(&t->valid_pairs, i);
     }
     DecodeResult *results = calloc_check((size_t)(g->n ? g->n : 1), sizeof(DecodeResult));
+    translator_weights_changed(t->translator);   // trained since the last validation
     int rc = translator_run(t->translator, src, len, g->n, 0, results);
     BleuStats bleu;
     ChrfStats chrf;

@@ -257,9 +257,29 @@ static void test_decode_matches_forward(void) {
     }
 }
 
-// Bad input is an error, not a crash.
+// The largest difference between the cached decoder's logits over the
+// teacher-forced inputs tin (B, 4) and the forward's (m->logits).
+static double decode_vs_forward(Model *m, DecodeState *ds, const int *tin, int B) {
+    int V = m->config.tgt_vocab;
+    double max_diff = 0;
+    for (int t = 0; t < 4; t++) {
+        int tokens[8];
+        for (int i = 0; i < B; i++) tokens[i] = tin[i * 4 + t];
+        decode_step(m, ds, tokens, t);
+        for (int i = 0; i < B; i++) {
+            if (tin[i * 4 + t] == PAD_ID) continue;
+            for (int v = 0; v < V; v++) {
+                double d = fabs(ds->logits[i * V + v] - m->logits[(i * 4 + t) * V + v]);
+                if (d > max_diff) max_diff = d;
+            }
+        }
+    }
+    return max_diff;
+}
+
 // More than 4 hypotheses: decode_begin packs the decoder's weights and the
-// steps multiply through them; the logits still equal the forward's.
+// steps multiply through them; the logits still equal the forward's. The
+// packing is kept for later batches until decode_weights_changed.
 static void test_decode_packed(void) {
     ModelConfig cfg;
     small_config(&cfg);
@@ -279,20 +299,25 @@ static void test_decode_packed(void) {
     model_forward(&m, &b, 0.0f, 0, NULL);
     CHECK(decode_begin(&m, &ds, m.acts->memory, m.acts->src_pad, 6, 5) == 0 && ds.packed != NULL,
           "decode_begin with 6 hypotheses packs the weights");
-    double max_diff = 0;
-    for (int t = 0; t < 4; t++) {
-        int tokens[6];
-        for (int i = 0; i < 6; i++) tokens[i] = tin[i * 4 + t];
-        decode_step(&m, &ds, tokens, t);
-        for (int i = 0; i < 6; i++) {
-            if (tin[i * 4 + t] == PAD_ID) continue;
-            for (int v = 0; v < cfg.tgt_vocab; v++) {
-                double d = fabs(ds.logits[i * cfg.tgt_vocab + v] - m.logits[(i * 4 + t) * cfg.tgt_vocab + v]);
-                if (d > max_diff) max_diff = d;
-            }
-        }
-    }
+    double max_diff = decode_vs_forward(&m, &ds, tin, 6);
     CHECK(max_diff < 1e-5, "packed weights: cached decoding equals the forward (max diff %.2e)", max_diff);
+
+    // New weights: a later batch keeps the old packing until told.
+    const GemmPackedB *gen = &ds.packed[ds.n_packed - 1];
+    size_t gen_bytes = (size_t)cfg.d_model * 32 * sizeof(float);   // the first panel
+    float *before = malloc(gen_bytes);
+    memcpy(before, gen->panels, gen_bytes);
+    model_init_weights(&m, 12);
+    model_forward(&m, &b, 0.0f, 0, NULL);
+    decode_begin(&m, &ds, m.acts->memory, m.acts->src_pad, 6, 5);
+    CHECK(memcmp(before, gen->panels, gen_bytes) == 0, "a second decode_begin keeps the packed weights");
+    decode_weights_changed(&ds);
+    decode_begin(&m, &ds, m.acts->memory, m.acts->src_pad, 6, 5);
+    CHECK(memcmp(before, gen->panels, gen_bytes) != 0, "after decode_weights_changed decode_begin packs again");
+    max_diff = decode_vs_forward(&m, &ds, tin, 6);
+    CHECK(max_diff < 1e-5, "repacked: cached decoding equals the forward of the new weights (max diff %.2e)",
+          max_diff);
+    free(before);
     decode_state_free(&ds);
     model_free(&m);
 }
