@@ -52,8 +52,9 @@ typedef struct {
 
 // Packs op(B) (K, N): B is (K, N), or (N, K) when trans_b. pb must be
 // zeroed or hold an earlier packing: one of the same shape, transposition
-// and path has its memory reused (repacking a decoder's weights for every
-// batch then writes pages that are already mapped), any other is freed.
+// and path has its memory reused (a trainer's translator repacks the
+// decoder's weights before every decoded validation into pages that are
+// already mapped), any other is freed.
 // Returns -1 for an empty matrix.
 int gemm_pack_b(GemmPackedB *pb, int trans_b, int K, int N, const float *B, int ldb);
 void gemm_packed_b_free(GemmPackedB *pb);
