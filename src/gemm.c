@@ -572,7 +572,7 @@ int gemm_pack_b(GemmPackedB *pb, int trans_b, int K, int N, const float *B, int 
     }
     PackPanels pp = {path, pb, B, ldb, nr, nc_max};
     // Every panel of every block, numbered in order; the pool packs them
-    // (a translator repacks its decoder weights for each batch).
+    // (a decoder's weights are 30M floats on the base config).
     threads_for((long)ceil_div(N, nc_max) * ceil_div(K, k_block(K)) * pack_slots(N, nc_max, nr),
                 (long)K * N >= (1L << 16), pack_panels, &pp);
     return 0;

@@ -42,8 +42,10 @@ typedef void (*GemmDirect)(int trans_a, int M, int j0, int j1, int K, float alph
 // tile's loads: base ffn1 forward ran at 424 GFLOP/s against 480 with it
 // (2 threads), base training steps 5% and small 7% faster.
 static inline void prefetch_c_tile(const float *c, long ldc, int m, int n) {
-    for (int r = 0; r < m; r++)
+    for (int r = 0; r < m; r++) {
         for (int j = 0; j < n; j += 16) __builtin_prefetch(c + r * ldc + j, 1, 3);
+        __builtin_prefetch(c + r * ldc + n - 1, 1, 3);   // an unaligned row's last line
+    }
 }
 
 typedef struct {

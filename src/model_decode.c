@@ -69,8 +69,8 @@ void decode_state_free(DecodeState *st) {
 
 // Packs op(B) = W^T of every Linear a decoding step runs (K = in, N = out),
 // in the order of decode_linear's `which` (0 self qkv .. 5 FFN out), into
-// the memory of the previous batch's packing. With B <= 4 rows gemm's
-// unpacked kernels are used instead, and nothing is packed.
+// the memory of an earlier packing. Batches of B <= 4 rows multiply
+// through gemm's unpacked kernels instead (and leave a packing alone).
 static void pack_decoder_weights(const Model *m, DecodeState *st) {
     const ModelConfig *c = &m->config;
     int C = c->d_model, F = c->d_ff;

@@ -264,6 +264,7 @@ static double decode_vs_forward(Model *m, DecodeState *ds, const int *tin, int B
     double max_diff = 0;
     for (int t = 0; t < 4; t++) {
         int tokens[8];
+        if (B > 8) return INFINITY;
         for (int i = 0; i < B; i++) tokens[i] = tin[i * 4 + t];
         decode_step(m, ds, tokens, t);
         for (int i = 0; i < B; i++) {
@@ -297,16 +298,24 @@ static void test_decode_packed(void) {
     memcpy(tout + 12, tout, 12 * sizeof(int));
     b.B = 6;
     model_forward(&m, &b, 0.0f, 0, NULL);
-    CHECK(decode_begin(&m, &ds, m.acts->memory, m.acts->src_pad, 6, 5) == 0 && ds.packed != NULL,
-          "decode_begin with 6 hypotheses packs the weights");
+    CHECK(decode_begin(&m, &ds, m.acts->memory, m.acts->src_pad, 6, 5) == 0 && ds.packed != NULL &&
+          ds.use_packed, "decode_begin with 6 hypotheses packs the weights and multiplies through them");
     double max_diff = decode_vs_forward(&m, &ds, tin, 6);
     CHECK(max_diff < 1e-5, "packed weights: cached decoding equals the forward (max diff %.2e)", max_diff);
 
-    // New weights: a later batch keeps the old packing until told.
+    // The generator's packing holds at least its d_model x vocab values, on
+    // every path (panels are zero-padded to the path's width).
     const GemmPackedB *gen = &ds.packed[ds.n_packed - 1];
-    size_t gen_bytes = (size_t)cfg.d_model * 32 * sizeof(float);   // the first panel
+    size_t gen_bytes = (size_t)cfg.d_model * cfg.tgt_vocab * sizeof(float);
     float *before = malloc(gen_bytes);
     memcpy(before, gen->panels, gen_bytes);
+    // A batch of 3 multiplies unpacked and leaves the packing alone.
+    decode_begin(&m, &ds, m.acts->memory, m.acts->src_pad, 3, 5);
+    max_diff = decode_vs_forward(&m, &ds, tin, 3);
+    CHECK(!ds.use_packed && memcmp(before, gen->panels, gen_bytes) == 0 && max_diff < 1e-5,
+          "3 hypotheses: unpacked products equal the forward (max diff %.2e), the packing is kept", max_diff);
+
+    // New weights: a later batch keeps the old packing until told.
     model_init_weights(&m, 12);
     model_forward(&m, &b, 0.0f, 0, NULL);
     decode_begin(&m, &ds, m.acts->memory, m.acts->src_pad, 6, 5);
