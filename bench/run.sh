@@ -3,8 +3,10 @@
 # DESIGN.md section 6, in one run. Prints the table and writes it to
 # bench/results.md (docs/speed.md explains every column).
 #
-#   THREADS=2 PRESETS="tiny small base" ROUNDS=3 sh bench/run.sh
+#   THREADS=2 PRESETS="tiny small base" ROUNDS=3 BF16_PRESETS=base sh bench/run.sh
 #
+# On a CPU with AVX512-BF16, each round of a config in BF16_PRESETS also
+# trains attn with bf16 products (`--gemm bf16`), against attn's float32.
 # Each config runs ROUNDS times, attn and PyTorch alternating; the table
 # takes each side's best speed (this VM's speed drifts by 10-30% from minute
 # to minute, and a slow round says nothing about either side).
@@ -20,6 +22,7 @@ cd "$(dirname "$0")/.."
 THREADS=${THREADS:-2}
 PRESETS=${PRESETS:-"tiny small base"}
 ROUNDS=${ROUNDS:-3}
+BF16_PRESETS=${BF16_PRESETS:-base}
 PYTHON=${PYTHON:-/usr/bin/python3}
 export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-PASSIVE}
 out=build/bench
@@ -51,6 +54,12 @@ for p in $PRESETS; do
     for round in $(seq "$ROUNDS"); do
         echo "bench: attn $p (round $round of $ROUNDS)" >&2
         build/attn bench --preset "$p" --threads "$THREADS" | tee -a "$raw" >&2
+        case " $BF16_PRESETS " in *" $p "*)
+            if grep -q avx512_bf16 /proc/cpuinfo 2>/dev/null; then
+                echo "bench: attn $p with bf16 products (round $round of $ROUNDS)" >&2
+                build/attn bench --preset "$p" --threads "$THREADS" --gemm bf16 --no-decode | tee -a "$raw" >&2
+            fi;;
+        esac
         if [ $have_torch = 1 ]; then
             echo "bench: pytorch $p (round $round of $ROUNDS)" >&2
             "$PYTHON" bench/torch_bench.py --preset "$p" --threads "$THREADS" 2>/dev/null | tee -a "$raw" >&2

@@ -37,10 +37,15 @@ SPEEDS = ("train_tokens_per_s", "decode_sentences_per_s", "greedy_tokens_per_s",
           "beam_sentences_per_s")
 
 
+def side(r):
+    """attn's bf16 runs are a side of their own."""
+    return "attn-bf16" if r["impl"] == "attn" and "bf16" in r.get("gemm", "") else r["impl"]
+
+
 def merge_rounds(rows):
     by, rounds = {}, {}
     for r in rows:
-        key = (r["impl"], r.get("preset"))
+        key = (side(r), r.get("preset"))
         rounds[key] = rounds.get(key, 0) + 1
         if key not in by:
             by[key] = dict(r)
@@ -109,6 +114,20 @@ def main():
         bt = t and t.get("beam_sentences_per_s")
         out.append(f"| {name} | {fmt(ga, 1)} | {fmt(gt, 1)} | {ratio(ga, gt)} | {fmt(a and a.get('greedy_tokens_per_s'))} | "
                    f"{fmt(t and t.get('greedy_tokens_per_s'))} | {fmt(ba, 1)} | {fmt(bt, 1)} | {ratio(ba, bt)} |")
+    bf16 = [name for name in BATCH_TOKENS if ("attn-bf16", name) in by]
+    if bf16:
+        out.append("\n## bf16 products (AVX512-BF16, float32 sums and weights) against attn's float32\n")
+        out.append("The last loss is that of the bench's last step (the same batch at every step, so it falls): "
+                   "it compares the precisions.\n")
+        out.append("| config | float32 tok/s | bf16 tok/s | ratio | float32 last loss | bf16 last loss | difference |")
+        out.append("|---|---:|---:|---:|---:|---:|---:|")
+        for name in bf16:
+            a, b = by.get(("attn", name)), by[("attn-bf16", name)]
+            la, lb = a and a.get("last_loss"), b.get("last_loss")
+            diff = "n/a" if la is None or lb is None or la == 0 else f"{100 * (lb - la) / la:+.3f}%"
+            out.append(f"| {name} | {fmt(a and a['train_tokens_per_s'])} | {fmt(b['train_tokens_per_s'])} | "
+                       f"{ratio(b['train_tokens_per_s'], a and a['train_tokens_per_s'])} | "
+                       f"{fmt(la, 5)} | {fmt(lb, 5)} | {diff} |")
     out.append("\nRaw JSON lines:\n")
     out.append("```")
     out.extend(json.dumps(r) for r in rows)
